@@ -41,8 +41,7 @@ class MissingDependencyError(ChainruleError, ImportError):
 
     def __init__(self, package: str, feature: str, extra: str) -> None:
         super().__init__(
-            f"{feature} needs the optional package '{package}': "
-            f"pip install 'chainrule[{extra}]'"
+            f"{feature} needs the optional package '{package}': pip install 'chainrule[{extra}]'"
         )
         self.package = package
         self.extra = extra

@@ -1,0 +1,77 @@
+"""chainrule: neural networks whose every gradient is derived by hand with the chain rule.
+
+Layout: rows are samples. ``x`` is ``(N, D_in)``, ``W`` is ``(D_in, D_out)`` and a dense layer is
+``z = x W + b``; the seeds' column form ``z = W a + b`` is its transpose.
+
+Quick start::
+
+    import chainrule as cr
+    data = cr.load_data("default")                      # embedded MNIST subset, offline
+    net = cr.mlp([784, 128, 10], "relu", loss="softmax-ce", seed=0)
+    history = cr.fit(net, data.x_train, data.y_train, optimizer="sgd", lr=0.1, epochs=5)
+    print(cr.evaluate(net, data.x_test, data.y_test)["accuracy"])
+    cr.save(net, "net.safetensors"); net2 = cr.load("net.safetensors")
+"""
+
+from __future__ import annotations
+
+from .backend import Backend, available_backends, get_backend, numpy_backend, to_numpy
+from .core import Layer, Param, Sequential
+from .errors import ChainruleError
+from .gradcheck import gradcheck, gradcheck_layer
+from .layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, get_loss
+from .models import mlp
+from .optim import SGD, Adam, Momentum, Nesterov, get_optimizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "Backend",
+    "ChainruleError",
+    "Dense",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "Maxout",
+    "Momentum",
+    "Nesterov",
+    "Param",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "SigmoidBinaryCrossEntropy",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Softplus",
+    "SquaredError",
+    "Tanh",
+    "__version__",
+    "available_backends",
+    "get_backend",
+    "get_loss",
+    "get_optimizer",
+    "gradcheck",
+    "gradcheck_layer",
+    "mlp",
+    "numpy_backend",
+    "to_numpy",
+]
+
+
+def __getattr__(name: str):  # lazy: keep `import chainrule` light
+    if name in ("fit", "evaluate", "History"):
+        from . import train
+
+        return getattr(train, name)
+    if name in ("save", "load"):
+        from . import serialize
+
+        return getattr(serialize, name)
+    if name in ("load_data", "load_mnist", "load_default", "Dataset"):
+        from . import data
+
+        return getattr(data, name)
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
