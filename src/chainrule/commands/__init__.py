@@ -1,0 +1,1 @@
+"""Subcommands of the ``chainrule`` CLI, one module each (see :mod:`chainrule.cli`)."""
