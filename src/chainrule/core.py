@@ -160,6 +160,8 @@ class Sequential:
         self.input_dim = input_dim if input_dim is not None else self._infer_input_dim()
         self.hooks: list[Hook] = []
         self.loss = _as_loss(loss)
+        #: the last forward pass's output (a reference, not a copy)
+        self.output: Any = None
 
     def _infer_input_dim(self) -> int | None:
         for layer in self.layers:
@@ -226,6 +228,7 @@ class Sequential:
             for hook in self.hooks:
                 hook.on_forward(i, layer, x, y)
             x = y
+        self.output = x
         return x
 
     __call__ = forward
