@@ -366,7 +366,9 @@ def fit(
         history.epochs.append(logs)
         if progress or verbose:
             extra = (
-                f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}" if val is not None else ""
+                f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}"
+                if val is not None
+                else ""
             )
             print(
                 f"epoch {epoch}/{epochs}  loss {loss:.4f}  acc {acc:.4f}{extra}  ({seconds:.2f}s)",

@@ -1,0 +1,166 @@
+"""Option types and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return v
+
+
+def fraction(text: str) -> float:
+    v = nonneg_float(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return v
+
+
+def batch_size(text: str) -> int:
+    """A positive integer, or ``full`` (0) for full-batch gradient descent."""
+    if text.strip().lower() in ("full", "all", "0"):
+        return 0
+    return positive_int(text)
+
+
+def layer_sizes(text: str) -> list[int]:
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"layers must be comma-separated integers like 784,256,10, got {text!r}"
+        ) from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"layers needs at least two positive sizes, got {text!r}")
+    return sizes
+
+
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "default") -> None:
+    p.add_argument(
+        "--data",
+        default=default,
+        metavar="NAME|PATH",
+        help="'default' (embedded MNIST subset, offline), 'mnist', an MNIST directory, or a .csv/.npy/.npz file"
+        + (f" (default: {default})" if default else ""),
+    )
+    p.add_argument(
+        "--data-dir", metavar="DIR", help="where the MNIST IDX files are (else $CHAINRULE_DATA or the cache)"
+    )
+    p.add_argument("--download", action="store_true", help="fetch MNIST into the data dir if it is missing")
+    p.add_argument("--target", metavar="NAME", help="label column of a CSV file (default: the last column)")
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=["numpy", "torch", "cupy"],
+        help="array backend (default: numpy on cpu, fastest on cuda)",
+    )
+    p.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cpu)")
+    p.add_argument(
+        "--threads", type=positive_int, help="BLAS / torch threads on the CPU (default: library default)"
+    )
+
+
+def load_dataset(args: argparse.Namespace) -> Any:
+    from ..data import load_data
+
+    return load_data(
+        args.data, args.data_dir, target=args.target, download=args.download, seed=getattr(args, "seed", 0)
+    )
+
+
+def json_line(obj: Any) -> None:
+    """Print one JSON object on one line to stdout (the machine-readable last line)."""
+    print(json.dumps(obj, default=_default, separators=(",", ":")))
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def status(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr)
+
+
+def check_model_fits(net: Any, n_features: int, n_classes: int) -> None:
+    if net.input_dim is not None and net.input_dim != n_features:
+        raise ConfigError(f"the model expects {net.input_dim} input features but the data has {n_features}")
+    out = net.output_dim()
+    if out is not None and out > 1 and out < n_classes:
+        raise ConfigError(f"the model has {out} outputs but the data has {n_classes} classes")
+
+
+class ThreadLimit:
+    """Limit BLAS (and torch) threads inside a ``with`` block, when asked to."""
+
+    def __init__(self, threads: int | None) -> None:
+        self.threads = threads
+        self._ctl: Any = None
+
+    def __enter__(self) -> ThreadLimit:
+        if self.threads:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:
+                from ..errors import MissingDependencyError
+
+                raise MissingDependencyError("threadpoolctl", "--threads", "cli") from None
+            self._ctl = threadpool_limits(self.threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.threads)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._ctl is not None:
+            self._ctl.unregister()
