@@ -301,7 +301,7 @@ def fit(
     if validation_data is None and validation_split > 0:
         x_np, y_np = to_numpy(x), to_numpy(y)
         order = rng.permutation(x_np.shape[0])
-        n_val = int(round(validation_split * len(order)))
+        n_val = round(validation_split * len(order))
         if n_val == 0 or n_val == len(order):
             raise DataError(f"validation_split {validation_split} leaves an empty train or validation set")
         validation_data = (x_np[order[:n_val]], y_np[order[:n_val]])
