@@ -111,12 +111,13 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
             continue
         if not isinstance(entry, dict) or entry.get("dtype") not in ("F32", "F64"):
             raise ModelFileError(f"{name}: tensor {key!r} has an unsupported dtype (float32/float64 only)")
+    n_params = _declared_params(arch)
+    if n_params > MAX_PARAMS:
+        raise ModelFileError(f"{name}: architecture declares {n_params} parameters, over the limit of {MAX_PARAMS}")
     try:
         net = from_config(arch)
     except ChainruleError as exc:
         raise ModelFileError(f"{name}: bad architecture: {exc}") from None
-    if net.num_params() > MAX_PARAMS:
-        raise ModelFileError(f"{name}: architecture has {net.num_params()} parameters, over the limit")
     stn = _safetensors_numpy()
     try:
         tensors = stn.load_file(name)
@@ -142,6 +143,22 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
         p.value = np.array(arr, dtype=dtype or arr.dtype)
         p.grad = np.zeros_like(p.value)
     return net, info if isinstance(info, dict) else {}
+
+
+def _declared_params(arch: Any) -> int:
+    """Parameters an architecture asks for, counted from the JSON before anything is allocated."""
+    total = 0
+    layers = arch.get("layers") if isinstance(arch, dict) else None
+    for cfg in layers if isinstance(layers, list) else []:
+        if not isinstance(cfg, dict):
+            continue
+        try:
+            d_in, d_out, k = (int(cfg.get(key, 1)) for key in ("in_features", "out_features", "k"))
+        except (TypeError, ValueError):
+            continue  # from_config reports the bad value
+        if "in_features" in cfg:
+            total += (abs(d_in) + 1) * abs(d_out) * max(abs(k), 1)
+    return total
 
 
 def load(path: str | os.PathLike[str], dtype: Any = None) -> Sequential:

@@ -348,7 +348,9 @@ def fit(
 
         backend.synchronize()
         t0 = time.perf_counter()
-        loss, acc = runner.run_epoch(xd, yd, order, bs, on_step)
+        # a diverging run overflows; it is reported once, as TrainingDiverged, just below
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss, acc = runner.run_epoch(xd, yd, order, bs, on_step)
         backend.synchronize()
         seconds = time.perf_counter() - t0
         if bar is not None:
