@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chainrule import gradcheck, mlp
@@ -72,7 +72,22 @@ def test_network_matches_torch_autograd(activation: str, loss: str) -> None:
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=0, atol=1e-10, err_msg=name)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def near_kink(net, x: np.ndarray, margin: float = 2e-3) -> bool:
+    """True when a ReLU input or a maxout's top-two gap is within ``margin`` of a kink, where the
+    derivative is undefined and a finite difference of step ~1e-4 would straddle it."""
+    h = x
+    for layer in net.layers:
+        if layer.kind in ("relu", "leaky_relu") and np.min(np.abs(h)) < margin:
+            return True
+        if layer.kind == "maxout" and layer.k > 1:
+            z = np.sort((h @ layer.W.value + layer.b.value).reshape(h.shape[0], layer.out_features, layer.k), -1)
+            if np.min(z[..., -1] - z[..., -2]) < margin:
+                return True
+        h = layer.forward(h)
+    return False
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
     d_in=st.integers(1, 5),
@@ -88,6 +103,7 @@ def test_random_architectures_pass_gradcheck(hidden, d_in, k, activation, loss, 
     r = np.random.default_rng(seed)
     x = r.standard_normal((batch, d_in))
     y = r.integers(0, k, batch)
+    assume(not near_kink(net, x))
     result = gradcheck(net, x, y, l2=l2, check_input=True, seed=seed)
     assert result.ok, str(result)
 
