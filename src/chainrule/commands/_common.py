@@ -110,9 +110,51 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 def load_dataset(args: argparse.Namespace) -> Any:
     from ..data import load_data
 
-    return load_data(
-        args.data, args.data_dir, target=args.target, download=args.download, seed=getattr(args, "seed", 0)
-    )
+    bars = DownloadBars(enabled=not getattr(args, "quiet", False))
+    try:
+        return load_data(
+            args.data,
+            args.data_dir,
+            target=args.target,
+            download=args.download,
+            seed=getattr(args, "seed", 0),
+            progress=bars,
+        )
+    finally:
+        bars.close()
+
+
+class DownloadBars:
+    """``progress(filename, bytes_done, total)`` for :func:`chainrule.data.load_mnist`: one tqdm
+    bar per file on stderr (nothing when disabled or without tqdm)."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, Any] = {}
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        bar = self._bars.get(name)
+        if bar is None:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                self.enabled = False
+                return
+            bar = self._bars[name] = tqdm(
+                total=total,
+                desc=f"downloading {name}",
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                leave=False,
+            )
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
 
 
 def json_line(obj: Any) -> None:
