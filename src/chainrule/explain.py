@@ -613,27 +613,42 @@ def _param_symbol(u: ParamUpdate) -> str:
 
 
 # -- Markdown / LaTeX -----------------------------------------------------------------------------
-def _tnum(v: float, style: str | None = None) -> str:
-    s = _num(v, 4, style)
+def _tnum(v: float, style: str | None = None, digits: int = 4) -> str:
+    s = _num(v, digits, style)
     if "e" in s:
         mant, ex = s.split("e")
         return f"{mant}\\times 10^{{{int(ex)}}}"
     return s
 
 
-def _tmat(a: Any) -> str:
+def _tmat(a: Any, digits: int = 4) -> str:
     a = np.atleast_2d(np.asarray(a, dtype=np.float64))
     st = _style(a)
-    rows = " \\\\ ".join(" & ".join(_tnum(v, st) for v in row) for row in a)
+    rows = " \\\\ ".join(" & ".join(_tnum(v, st, digits) for v in row) for row in a)
     return f"\\begin{{bmatrix}} {rows} \\end{{bmatrix}}"
 
 
 def _math(*parts: str) -> list[str]:
+    """A display-math block. A chain ``lhs = formula``, ``= substituted``, ``= result`` becomes an
+    ``aligned`` environment, one step per line (narrow enough for GitHub's page width)."""
+    parts = tuple(p for p in parts if p)
+    if len(parts) > 1 and all(p.startswith("=") for p in parts[1:]):
+        head = parts[0]
+        for op in (" \\leftarrow ", " = "):
+            i = head.find(op)
+            if i >= 0:
+                head = f"{head[:i]} &{head[i:]}"
+                break
+        else:
+            head += " &"
+        rows = " \\\\\n".join([head, *(f"&{p}" for p in parts[1:])])
+        return ["$$", "\\begin{aligned}", rows, "\\end{aligned}", "$$", ""]
     return ["$$", " ".join(parts), "$$", ""]
 
 
-def render_markdown(ex: Explanation) -> str:
-    """The explanation as Markdown with LaTeX math (GitHub renders ``$...$`` and ``$$...$$``)."""
+def render_markdown(ex: Explanation, digits: int = 4) -> str:
+    """The explanation as Markdown with LaTeX math (GitHub renders ``$...$`` and ``$$...$$``);
+    ``digits`` decimals, two more in the update."""
     L = len(ex.layers)
     sizes = " → ".join(str(s) for s in ex.network["sizes"])
     o_last = _out_symbol(ex.layers[-1])
@@ -759,11 +774,12 @@ def render_markdown(ex: Explanation) -> str:
     for u in ex.updates:
         pname = u.name.split(".", 1)[1]
         sym = f"{pname}^{{{u.l}}}" if u.l is not None else pname
-        sub = f"= {_tmat(u.before)} - {ex.lr:g}\\, {_tmat(u.grad)}" if _small(u.before) else ""
+        d = digits + 2  # one small step moves the 5th or 6th decimal
+        sub = f"= {_tmat(u.before, d)} - {ex.lr:g}\\, {_tmat(u.grad, d)}" if _small(u.before) else ""
         md += _math(
             f"{sym} \\leftarrow {sym} - \\alpha \\frac{{\\partial E}}{{\\partial {sym}}}",
             sub,
-            f"= {_tmat(u.after)}",
+            f"= {_tmat(u.after, d)}",
         )
     gc = ex.gradcheck
     md += [
