@@ -370,6 +370,9 @@ FPRIME_TEXT = {
 }
 
 
+MASK_NOTE = "m: one-hot mask of each unit's winning piece, flattened to W's columns"
+
+
 def _out_symbol(lt: LayerTrace) -> str:
     return f"a^{lt.l}" if lt.activation != "none" else f"z^{lt.l}"
 
@@ -575,20 +578,21 @@ def render_text(ex: Explanation, digits: int = 4) -> str:
             lines += [
                 "  " + s for s in _eq(f"δ^{l}", formula, subst, lt.delta, _chk_text(ck.get("delta"), True))
             ]
+        dense = lt.kind == "dense"
         if lt.dW is not None:
             subst = (
-                [_block(_T(lt.a_prev)), " ", _block(lt.delta)] if _small(_T(lt.a_prev), lt.delta) else None
+                [_block(_T(lt.a_prev)), " ", _block(lt.delta)]
+                if dense and _small(_T(lt.a_prev), lt.delta)
+                else None
             )
+            formula = f"(a^{l - 1})ᵀ δ^{l}" if dense else f"(a^{l - 1})ᵀ (m ⊙ δ^{l})   [{MASK_NOTE}]"
             lines += [
-                "  " + s
-                for s in _eq(
-                    f"∂E/∂W^{l}", f"(a^{l - 1})ᵀ δ^{l}", subst, lt.dW, _chk_text(ck.get("dW"), False)
-                )
+                "  " + s for s in _eq(f"∂E/∂W^{l}", formula, subst, lt.dW, _chk_text(ck.get("dW"), False))
             ]
         if lt.db is not None:
+            formula = f"Σ_rows δ^{l}" if dense else f"Σ_rows (m ⊙ δ^{l})"
             lines += [
-                "  " + s
-                for s in _eq(f"∂E/∂b^{l}", f"Σ_rows δ^{l}", None, lt.db, _chk_text(ck.get("db"), True))
+                "  " + s for s in _eq(f"∂E/∂b^{l}", formula, None, lt.db, _chk_text(ck.get("db"), True))
             ]
     lines += ["", f"UPDATE  (SGD: θ ← θ − α ∂E/∂θ, α = {ex.lr:g})"]
     for u in ex.updates:
@@ -737,16 +741,24 @@ def render_markdown(ex: Explanation, digits: int = 4) -> str:
                 md += _math(
                     f"\\delta^{{{l}}} = \\frac{{\\partial E}}{{\\partial z^{{{l}}}}} = {_tmat(lt.delta)}"
                 )
+        dense = lt.kind == "dense"
+        d_tex = f"\\delta^{{{l}}}" if dense else f"(m \\odot \\delta^{{{l}}})"
         if lt.dW is not None:
-            sub = f"= {_tmat(_T(lt.a_prev))} {_tmat(lt.delta)}" if _small(_T(lt.a_prev), lt.delta) else ""
+            sub = (
+                f"= {_tmat(_T(lt.a_prev))} {_tmat(lt.delta)}"
+                if dense and _small(_T(lt.a_prev), lt.delta)
+                else ""
+            )
             md += _math(
-                f"\\frac{{\\partial E}}{{\\partial W^{{{l}}}}} = (a^{{{l - 1}}})^{{\\mathsf T}} \\delta^{{{l}}}",
+                f"\\frac{{\\partial E}}{{\\partial W^{{{l}}}}} = (a^{{{l - 1}}})^{{\\mathsf T}} {d_tex}",
                 sub,
                 f"= {_tmat(lt.dW)}",
             )
+            if not dense:
+                md += [f"({MASK_NOTE}.)", ""]
         if lt.db is not None:
             md += _math(
-                f"\\frac{{\\partial E}}{{\\partial b^{{{l}}}}} = \\sum_{{\\text{{rows}}}} \\delta^{{{l}}} = {_tmat(lt.db)}"
+                f"\\frac{{\\partial E}}{{\\partial b^{{{l}}}}} = \\sum_{{\\text{{rows}}}} {d_tex} = {_tmat(lt.db)}"
             )
         md += ["| quantity | shape | norm | gradcheck rel. error | |", "|---|---|---|---|---|"]
         names = {
