@@ -314,3 +314,13 @@ def test_render_rejects_unknown_format():
     ex = explain(build_network(), X, T)
     with pytest.raises(ChainruleError):
         render(ex, "html")
+
+
+def test_maxout_layer_is_explained_with_its_own_formula():
+    net = mlp([3, 3, 2], "maxout", loss="squared", seed=0, dtype=np.float64)
+    x, y = _data([3, 3, 2], "squared", n=2)
+    ex = explain(net, x, y)
+    assert ex.ok
+    text = render_text(ex)
+    assert "∂E/∂W^1 = (a^0)ᵀ (m ⊙ δ^1)" in text and "∂E/∂W^1 = (a^0)ᵀ δ^1" not in text
+    assert ex.layers[0].dW.shape == (3, 6)
