@@ -182,3 +182,16 @@ def test_bad_architectures_and_inputs() -> None:
         net.forward(np.zeros((3, 4), np.float32))
     with pytest.raises(ShapeError, match="2-D"):
         net.forward(np.zeros(5, np.float32))
+
+
+def test_gradcheck_leaves_the_analytic_gradients() -> None:
+    net = mlp([3, 4, 2], "tanh", loss="softmax-ce", seed=0, dtype=np.float64)
+    x, y = np.random.default_rng(0).standard_normal((5, 3)), np.array([0, 1, 1, 0, 1])
+    net.loss_and_grad(x, y, l2=0.1)
+    expected = [p.grad.copy() for p in net.params]
+    values = [p.value.copy() for p in net.params]
+    assert gradcheck(net, x, y, l2=0.1, check_input=True).ok
+    for p, g, v in zip(net.params, expected, values, strict=True):
+        np.testing.assert_array_equal(p.grad, g)
+        np.testing.assert_array_equal(p.value, v)
+        assert p.value.dtype == np.float64
