@@ -406,7 +406,7 @@ def _vanishing_layers(result: Any) -> bytes:
                 ax.text(
                     0.03,
                     0.04,
-                    "diverged: " + ", ".join(f"{r.config.init} ({r.config.depth})" for r in diverged),
+                    "NaN (diverged): " + ", ".join(f"{r.config.init} ({r.config.depth})" for r in diverged),
                     transform=ax.transAxes,
                     fontsize="x-small",
                     color="darkred",
@@ -479,7 +479,7 @@ def _vanishing_training(result: Any) -> bytes:
             )
         title = r.config.name
         if r.diverged_at is not None:
-            title += f" — diverged at step {r.diverged_at}"
+            title += f" — NaN by step {r.diverged_at}"
             ax.axvline(r.diverged_at, color="darkred", linewidth=0.8)
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("training step")
@@ -525,7 +525,7 @@ def _vanishing_ratios(result: Any) -> bytes:
         if r.diverged_at is not None:
             at = r.ratio_init if r.ratio_init is not None and r.ratio_init > 0 else 1.0
             ax.annotate(
-                f"diverged at step {r.diverged_at}",
+                f"NaN by step {r.diverged_at}",
                 (at, i),
                 xytext=(-9, 0),
                 textcoords="offset points",

@@ -104,7 +104,8 @@ class StudyRun:
     """The result of one configuration: its gradient-flow record and what training did.
 
     ``flow.bias_grad_norm[t, l]`` is ``‖∂E/∂b^l‖`` on the probe batch at step ``flow.steps[t]``;
-    the last column is the output layer, the others the hidden layers.
+    the last column is the output layer, the others the hidden layers. ``diverged_at`` is the
+    first recorded step whose probe saw a NaN/Inf loss or gradient (training blew up before it).
     """
 
     config: StudyConfig
@@ -187,7 +188,7 @@ class StudyResult:
         lines = [head, "-" * len(head)]
         for r in self.runs:
             trained = (
-                f"diverged@{r.diverged_at}" if r.diverged_at is not None else _fmt_ratio(r.ratio_trained)
+                f"NaN by step {r.diverged_at}" if r.diverged_at is not None else _fmt_ratio(r.ratio_trained)
             )
             loss = "-" if r.final_loss is None else f"{r.final_loss:.3f}"
             acc = "-" if r.test_accuracy is None else f"{r.test_accuracy:.3f}"
@@ -360,7 +361,7 @@ def run_study(
         "seed": seed,
         "optimizer": "sgd",
         "loss": "softmax-ce",
-        "measure": "‖∂E/∂b^l‖ on the probe batch (first probe_size training rows)",
+        "measure": "‖∂E/∂b^l‖ on a fixed probe batch (the first training rows)",
     }
     return StudyResult(runs, settings, sigmoid_prime_max())
 

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         stream = sys.stderr if args.json else sys.stdout
         print(
             f"{s['dataset']}: SGD lr {s['lr']}, batch {s['batch_size']}, {s['steps']} steps per net; "
-            f"gradient measured as {s['measure']} ({s['probe_size']} rows)\n",
+            f"gradient measured as {s['measure']}, {s['probe_size']} rows\n",
             file=stream,
         )
         print(result.table, file=stream)
