@@ -303,3 +303,21 @@ def test_float32_norms_do_not_overflow() -> None:
     expected = float(np.linalg.norm(net.layers[0].W.value.astype(np.float64)))
     assert np.isfinite(flow.weight_norm[0, 0])
     np.testing.assert_allclose(flow.weight_norm[0, 0], expected, rtol=1e-6)
+
+
+def test_torch_backend_records_the_same_norms() -> None:
+    """The probe runs on the training backend: torch tensors give NumPy's norms (float64)."""
+    from chainrule import get_backend
+
+    x, y = _data()
+    flows = {}
+    for name in ("numpy", "torch"):
+        net = mlp([12, 10, 8, 3], "tanh", seed=3, dtype=np.float64)
+        net.to(get_backend(name), "float64")
+        flows[name] = GradientFlow(interval=3, warn=False)
+        fit(net, x, y, lr=0.1, batch_size=8, epochs=3, progress=False, callbacks=[flows[name]])
+    assert flows["torch"].steps.tolist() == flows["numpy"].steps.tolist() == [0, 3, 6, 9, 12]
+    for m in METRICS:
+        np.testing.assert_allclose(
+            flows["torch"].series(m), flows["numpy"].series(m), rtol=1e-12, equal_nan=True
+        )
