@@ -165,7 +165,7 @@ def test_bad_input_gives_one_clear_line(case: str, capsys, tmp_path: Path) -> No
     make, code, fragment = BAD_INPUTS[case]
     argv = make(tmp_path)
     got = main([*argv, "--quiet"] if argv[0] == "train" and "--bogus" not in argv else argv)
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     lines = [ln for ln in err.strip().splitlines() if ln.strip()]
     assert got == code, err
     assert len(lines) == 1, err

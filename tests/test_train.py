@@ -123,7 +123,7 @@ def test_bad_options(kwargs: dict, error: type, match: str) -> None:
 def test_bad_data() -> None:
     x, y = _blobs()
     net = mlp([2, 4, 3], "relu")
-    with pytest.raises(DataError, match="labels must be in 0..2"):
+    with pytest.raises(DataError, match=r"labels must be in 0\.\.2"):
         fit(net, x, y + 1, progress=False)
     with pytest.raises(DataError, match="120 samples but 119 labels"):
         fit(net, x, y[:-1], progress=False)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_open"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
 
 
 @contextlib.contextmanager
@@ -24,6 +24,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
         raise FileNotFoundError(2, "directory does not exist", str(directory))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp makes 0600 files; give the result the mode a plain open() would (or the old file's)
+        try:
+            perms = target.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            perms = 0o666 & ~umask
+        os.chmod(tmp, perms)
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
             fh.flush()

@@ -85,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--flow-interval",
         type=c.positive_int,
         metavar="N",
-        help="record per-layer gradient norms every N steps (on by default with --report/--log)",
+        help="record per-layer gradient norms every N steps (default 100; on with --report/--log)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
@@ -127,11 +127,10 @@ def run(args: argparse.Namespace) -> int:
     )
     callbacks = []
     flow = None
-    interval = args.flow_interval or (50 if (args.report or args.log) else None)
-    if interval:
+    if args.flow_interval or args.report or args.log:
         from ..flow import GradientFlow
 
-        flow = GradientFlow(interval=interval)
+        flow = GradientFlow(**({"interval": args.flow_interval} if args.flow_interval else {}))
         callbacks.append(flow)
     with c.ThreadLimit(args.threads):
         history = fit(
