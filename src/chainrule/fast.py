@@ -186,7 +186,20 @@ class NumpyOps:
         """``out = Σ_rows d`` (the bias gradient)."""
         np.sum(d, axis=0, out=out)
 
+    def bias_sgd(self, delta: np.ndarray, b: Any, lr: float, tmp: np.ndarray) -> None:
+        """``∂E/∂b = Σ_rows δ`` into ``b.grad``, then ``b ← b − α ∂E/∂b``."""
+        np.sum(delta, axis=0, out=b.grad)
+        np.multiply(b.grad, lr, out=tmp)
+        np.subtract(b.value, tmp, out=b.value)
+
     # -- activations -----------------------------------------------------------------------
+    def linear_act(
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray, z: np.ndarray, blk: Block, buf: dict[str, Any]
+    ) -> None:
+        """``z ← f(x W + b)``: the GEMM into the buffer, then bias and activation in place."""
+        np.matmul(x, w, out=z)
+        self.bias_act(z, b, blk, buf)
+
     def bias_act(self, z: np.ndarray, b: np.ndarray, blk: Block, buf: dict[str, Any]) -> None:
         """``z ← f(z + b)`` in place (``buf`` holds the masks/scratch a backward needs)."""
         np.add(z, b, out=z)
@@ -535,15 +548,15 @@ class FastRunner:
 
         The batch's loss ``E`` (without the L2 penalty, which :func:`~chainrule.train.fit` adds
         once per epoch) and its correct rows go to the ops' running totals. With plain SGD the
-        weight update is one GEMM per layer and ``W.grad`` is not written (``b.grad`` is).
+        weight update is one GEMM per layer and the gradients need not be stored (``W.grad`` is
+        not written; on torch and CuPy ``b.grad`` neither).
         """
         ops, blocks, layers, lb = self.ops, self.blocks, bufs["layers"], bufs["loss"]
         n = bufs["x"].shape[0]
         # forward: z^l = a^{l-1} W^l + b^l ;  a^l = f(z^l)
         a_prev = bufs["x"]
         for blk, buf in zip(blocks, layers, strict=True):
-            ops.matmul(a_prev, blk.dense.W.value, out=buf["a"])
-            ops.bias_act(buf["a"], blk.dense.b.value, blk, buf)
+            ops.linear_act(a_prev, blk.dense.W.value, blk.dense.b.value, buf["a"], blk, buf)
             a_prev = buf["a"]
         out, yb = layers[-1]["a"], bufs["y"]
         correct = ops.count_correct(out, yb, lb)
@@ -567,13 +580,13 @@ class FastRunner:
             ops.act_backward(delta, buf["a"], blk, buf)  # δ^l = δ^l_a ⊙ f'(a^l)
             if i > 0:  # the first layer skips ∂E/∂x: nobody trains the data
                 ops.matmul(delta, W.value.T, out=layers[i - 1]["delta"])  # δ^{l-1}_a = δ^l (W^l)ᵀ
-            ops.col_sum(delta, out=b.grad)  # ∂E/∂b = Σ_rows δ^l
             if sgd:  # W ← W − α (a^{l-1})ᵀ δ^l as one GEMM; with L2, W ← (1 − αλ) W first
                 if l2 and W.decay:
                     ops.scale(W.value, 1 - opt.lr * l2)
                 ops.gemm_acc(a_in.T, delta, W.value, -opt.lr, scratch[jw][0])
-                ops.update(opt, b.value, b.grad, state[jb], *scratch[jb])
+                ops.bias_sgd(delta, b, opt.lr, scratch[jb][0])  # b ← b − α Σ_rows δ^l
                 continue
+            ops.col_sum(delta, out=b.grad)  # ∂E/∂b = Σ_rows δ^l
             ops.matmul(a_in.T, delta, out=W.grad)  # ∂E/∂W = (a^{l-1})ᵀ δ^l
             if l2 and W.decay:
                 ops.add_l2(W.grad, W.value, l2, scratch[jw][0])  # ∂E/∂W += λ W

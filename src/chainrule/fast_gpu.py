@@ -72,6 +72,7 @@ class TorchOps:
         self._correct = torch.zeros((), dtype=torch.int64, device=self.device)
         #: Adam's step count on the device, so a captured graph sees it advance
         self._t = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._ones: dict[int, Any] = {}
 
     # -- memory ----------------------------------------------------------------------------
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -92,7 +93,12 @@ class TorchOps:
         self.torch.index_select(y, 0, idx, out=bufs["y"])
 
     def prepare(self, bufs: dict[str, Any], loss_kind: str) -> None:
-        """(Nothing to prepare for torch.)"""
+        """Softmax-CE on class indices (more than one output) takes the fused path, and every
+        batch size gets a ones vector for the bias ``gemv``."""
+        lb, yb, out = bufs["loss"], bufs["y"], bufs["layers"][-1]["a"]
+        lb["fused"] = loss_kind == "softmax-ce" and out.shape[1] > 1 and yb.ndim == 1
+        lb["yb"] = yb
+        lb["minus_one"] = self.torch.full((out.shape[0], 1), -1.0, dtype=out.dtype, device=self.device)
 
     # -- linear algebra --------------------------------------------------------------------
     def matmul(self, a: Any, b: Any, out: Any) -> None:
@@ -108,10 +114,27 @@ class TorchOps:
     def col_sum(self, d: Any, out: Any) -> None:
         self.torch.sum(d, dim=0, out=out)
 
+    def bias_sgd(self, delta: Any, b: Any, lr: float, tmp: Any) -> None:
+        """``b ← b − α Σ_rows δ`` as one ``gemv`` (``addmv_`` with a ones vector)."""
+        ones = self._ones.get(delta.shape[0])
+        if ones is None:
+            ones = self._ones[delta.shape[0]] = self.torch.ones(
+                delta.shape[0], dtype=delta.dtype, device=self.device
+            )
+        b.value.addmv_(delta.T, ones, alpha=-lr)
+
     # -- activations -----------------------------------------------------------------------
+    def linear_act(self, x: Any, w: Any, b: Any, z: Any, blk: Block, buf: dict[str, Any]) -> None:
+        """``z ← f(x W + b)``: bias and GEMM in one ``addmm``, then the activation in place."""
+        self.torch.addmm(b, x, w, out=z)
+        self._act(z, blk, buf)
+
     def bias_act(self, z: Any, b: Any, blk: Block, buf: dict[str, Any]) -> None:
-        torch = self.torch
         z.add_(b)
+        self._act(z, blk, buf)
+
+    def _act(self, z: Any, blk: Block, buf: dict[str, Any]) -> None:
+        torch = self.torch
         act = blk.act
         if act == "relu":
             z.clamp_min_(0.0)
@@ -132,10 +155,8 @@ class TorchOps:
     def act_backward(self, d: Any, a: Any, blk: Block, buf: dict[str, Any]) -> None:
         torch = self.torch
         act = blk.act
-        if act == "relu":
-            m = buf["mask"]
-            torch.gt(a, 0.0, out=m)
-            d.mul_(m)
+        if act == "relu":  # dy where a > 0, else 0: one kernel
+            torch.ops.aten.threshold_backward.grad_input(d, a, 0.0, grad_input=d)
         elif act == "leaky_relu":
             d.copy_(torch.where(buf["mask"], d * blk.alpha, d))
         elif act == "tanh":
@@ -152,6 +173,8 @@ class TorchOps:
 
     # -- loss ------------------------------------------------------------------------------
     def targets(self, yb: Any, t: Any, lb: dict[str, Any]) -> None:
+        if lb.get("fused"):
+            return  # the fused softmax-CE reads the labels directly
         if yb.ndim == 2:
             t.copy_(yb)
         elif t.shape[1] == 1:
@@ -164,6 +187,14 @@ class TorchOps:
         torch = self.torch
         n = out.shape[0]
         s, tmp = lb["s"], lb["tmp"]
+        if lb.get("fused"):  # log p = log_softmax(z); E = −(1/N) Σ log p_y; δ = (p − onehot(y))/N
+            yb = lb["yb"].view(-1, 1)
+            log_p = torch.log_softmax(out, dim=1)
+            torch.exp(log_p, out=delta)
+            cost = -log_p.gather(1, yb).sum() / n
+            delta.scatter_add_(1, yb, lb["minus_one"])
+            delta.div_(n)
+            return cost
         if kind == "softmax-ce":
             rmax, rsum = lb["rmax"], lb["rsum"]
             torch.amax(out, dim=1, keepdim=True, out=rmax)
@@ -600,8 +631,17 @@ class CupyOps:
             1,
         )
 
+    def bias_sgd(self, delta: Any, b: Any, lr: float, tmp: Any) -> None:
+        """``b ← b − α Σ_rows δ`` as one ``gemv`` with ``beta = 1``."""
+        self.col_sum(delta, b.value, alpha=-lr, beta=1.0)
+
     def scale(self, w: Any, c: float) -> None:
         self._ew("scale", "T c", "T w", "w = c * w")(w.dtype.type(c), w)
+
+    def linear_act(self, x: Any, w: Any, b: Any, z: Any, blk: Block, buf: dict[str, Any]) -> None:
+        """``z ← f(x W + b)``: one GEMM, then one fused bias + activation kernel."""
+        self._gemm(x, w, z, 1.0, 0.0)
+        self.bias_act(z, b, blk, buf)
 
     # -- activations -----------------------------------------------------------------------
     def bias_act(self, z: Any, b: Any, blk: Block, buf: dict[str, Any]) -> None:
@@ -706,8 +746,11 @@ class CupyOps:
 
     # -- running totals, on the device ------------------------------------------------------
     def reset_totals(self) -> None:
+        """Zero the epoch's device totals (and make sure cuBLAS reads α, β from the host)."""
         self._loss.fill(0)
         self._hits.fill(0)
+        handle = self.cp.cuda.device.get_cublas_handle()
+        self.cublas.setPointerMode(handle, self.cublas.CUBLAS_POINTER_MODE_HOST)
 
     def add_totals(self, cost: Any, correct: Any, n: int) -> None:
         if cost is not None:
