@@ -19,7 +19,7 @@ epoch is bracketed by device synchronisation. The summary is the median epoch ti
 
 Peak memory is measured per contestant in a *fresh subprocess* (so libraries and caches of one do
 not count against another): the worker imports what its contestant needs, loads the same data,
-builds the same model, records its RSS and its peak so far (``ru_maxrss``: imports, data loading
+builds the same model, records its RSS and its peak so far (``VmHWM``: imports, data loading
 and set-up), resets the kernel's high-water mark (``/proc/self/clear_refs``), trains the same
 epochs, and reports the peak resident set size during training (``VmHWM``). On a GPU it also
 reports the device allocator's peak.
@@ -351,7 +351,10 @@ def _memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.reset_peak_memory_stats()
         c.sync()
         rss_before = _status_kb("VmRSS")
-        setup_peak = _maxrss_mb()  # loading and building, before the high-water mark is reset
+        # peak of imports, loading and building: VmHWM belongs to this process's own address space
+        # (ru_maxrss would include the parent's RSS at fork time)
+        hwm_setup = _status_kb("VmHWM")
+        setup_peak = hwm_setup / 1024 if hwm_setup is not None else _maxrss_mb()
         reset = _reset_peak_rss()
         rng = np.random.default_rng(cfg.seed)
         for _ in range(cfg.memory_epochs or cfg.epochs):
