@@ -6,7 +6,8 @@ backend-specific "ops" it calls:
 
 * :class:`TorchOps`: torch tensors used as plain arrays (autograd never runs: every tensor has
   ``requires_grad=False`` and the gradients are the hand-derived ones). ``out=`` / in-place
-  kernels, ``addmm_`` for the one-GEMM SGD update. On CUDA, :class:`TorchGraphRunner` captures
+  kernels, ``addmm`` with the bias (``_addmm_activation`` with ReLU), ``addmm_``/``addmv_`` for
+  the one-kernel SGD updates. On CUDA, :class:`TorchGraphRunner` captures
   the *whole* step (gather, forward, loss, backward, update, loss/accuracy accumulation) once per
   batch size as a CUDA graph and replays it: the dataset and the epoch's permutation live on the
   device, a static position tensor advances inside the graph, and the loss is read once per
@@ -14,9 +15,10 @@ backend-specific "ops" it calls:
 * :class:`CupyOps`: CuPy cannot capture cuBLAS calls in a graph (CuPy 14 raises
   ``NotImplementedError`` during stream capture), so CuPy steps are launched one by one and made
   cheap instead: cuBLAS ``gemm``/``gemv`` called directly with precomputed pointers (``beta = 1``
-  for the SGD updates), fused ``ElementwiseKernel``s for bias + activation, activation
-  derivatives and optimiser updates, and one ``RawKernel`` that does softmax, cross-entropy, its
-  gradient ``(p − y)/N``, the loss sum and the hit count for a batch.
+  for the SGD updates), one ``RawKernel`` each for the batch gather, bias + activation, the
+  activation derivative, and softmax + cross-entropy + its gradient ``(p − y)/N`` + the loss sum
+  + the hit count (``RawKernel`` launches cost far less host time than ``ElementwiseKernel``
+  calls), and fused ``ElementwiseKernel``s for the momentum/Nesterov/Adam updates.
 
 Importing this module imports neither torch nor CuPy; they are imported when an ops object is
 made. Kernels are compiled with ``--fmad=false`` so that ``a·b + c`` rounds twice, as the plain
@@ -73,6 +75,8 @@ class TorchOps:
         #: Adam's step count on the device, so a captured graph sees it advance
         self._t = torch.zeros((), dtype=torch.float64, device=self.device)
         self._ones: dict[int, Any] = {}
+        aten = torch.ops.aten
+        self._addmm_relu = aten._addmm_activation.out if hasattr(aten, "_addmm_activation") else None
 
     # -- memory ----------------------------------------------------------------------------
     def empty(self, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -125,7 +129,11 @@ class TorchOps:
 
     # -- activations -----------------------------------------------------------------------
     def linear_act(self, x: Any, w: Any, b: Any, z: Any, blk: Block, buf: dict[str, Any]) -> None:
-        """``z ← f(x W + b)``: bias and GEMM in one ``addmm``, then the activation in place."""
+        """``z ← f(x W + b)``: bias and GEMM in one ``addmm`` (for ReLU, ``_addmm_activation``,
+        whose cuBLASLt epilogue adds the bias and clamps in the GEMM itself)."""
+        if blk.act == "relu" and self._addmm_relu is not None:
+            self._addmm_relu(b, x, w, out=z)
+            return
         self.torch.addmm(b, x, w, out=z)
         self._act(z, blk, buf)
 
@@ -187,14 +195,14 @@ class TorchOps:
         torch = self.torch
         n = out.shape[0]
         s, tmp = lb["s"], lb["tmp"]
-        if lb.get("fused"):  # log p = log_softmax(z); E = −(1/N) Σ log p_y; δ = (p − onehot(y))/N
+        if lb.get("fused"):  # log p = log_softmax(z); N·E = −Σ log p_y; δ = (p − onehot(y))/N
             yb = lb["yb"].view(-1, 1)
             log_p = torch.log_softmax(out, dim=1)
             torch.exp(log_p, out=delta)
-            cost = -log_p.gather(1, yb).sum() / n
+            self._loss.sub_(log_p.gather(1, yb).sum())  # straight into the epoch's total
             delta.scatter_add_(1, yb, lb["minus_one"])
             delta.div_(n)
-            return cost
+            return None
         if kind == "softmax-ce":
             rmax, rsum = lb["rmax"], lb["rsum"]
             torch.amax(out, dim=1, keepdim=True, out=rmax)
@@ -246,7 +254,8 @@ class TorchOps:
         self._correct.zero_()
 
     def add_totals(self, cost: Any, correct: Any, n: int) -> None:
-        self._loss.add_(cost, alpha=n)
+        if cost is not None:  # None: the fused loss already added its sum
+            self._loss.add_(cost, alpha=n)
         self._correct.add_(correct)
 
     def read_totals(self) -> tuple[float, float]:
@@ -436,8 +445,9 @@ class TorchGraphRunner(FastRunner):
 # --------------------------------------------------------------------------------------------
 
 _FMAD = ("--fmad=false",)
+_ACT_CODE = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}  # as in the kernels
 
-_SOFTMAX_CE = r"""
+_KERNELS = r"""
 extern "C" __global__ void softmax_ce_{T}(const {T}* z, const long long* y, {T}* delta,
                                           double* loss_sum, unsigned long long* hits, int n, int k) {{
     // one thread per row: log p = z − max z − log Σ e^{{z − max z}};  δ = (p − onehot(y)) / N
@@ -470,6 +480,40 @@ extern "C" __global__ void gather_rows_{T}(const {T}* x, const long long* y, con
     long long src = idx[r];
     xb[t] = x[src * d + c];
     if (c == 0) yb[r] = y[src];
+}}
+
+extern "C" __global__ void bias_act_{T}({T}* z, const {T}* b, bool* mask, long long total, long long d,
+                                        int act, {T} alpha) {{
+    // z = f(z + b) in place; act: 0 identity, 1 relu, 2 leaky_relu (mask = z ≤ 0), 3 tanh, 4 sigmoid
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= total) return;
+    {T} v = z[t] + b[t % d];
+    if (act == 1) {{
+        v = v < ({T})0 ? ({T})0 : v;
+    }} else if (act == 2) {{
+        bool m = v <= ({T})0;
+        mask[t] = m;
+        v = m ? alpha * v : v;
+    }} else if (act == 3) {{
+        v = tanh(v);
+    }} else if (act == 4) {{
+        {T} e = exp(-fabs(v));
+        v = v >= ({T})0 ? ({T})1 / (({T})1 + e) : e / (({T})1 + e);
+    }}
+    z[t] = v;
+}}
+
+extern "C" __global__ void act_bwd_{T}({T}* d, const {T}* a, const bool* mask, long long total, int act,
+                                       {T} alpha) {{
+    // d = d ⊙ f'(z), f' written from the output a (the mask for leaky_relu)
+    long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= total) return;
+    {T} g = d[t], y = a[t];
+    if (act == 1) g = g * ({T})(y > ({T})0);
+    else if (act == 2) g = mask[t] ? alpha * g : g;
+    else if (act == 3) g = g * (({T})1 - y * y);
+    else if (act == 4) g = (g * y) * (({T})1 - y);
+    d[t] = g;
 }}
 """
 
@@ -513,7 +557,7 @@ class CupyOps:
         if k is None:
             module = self._kernels.get(f"module_{tname}")
             if module is None:
-                module = self.cp.RawModule(code=_SOFTMAX_CE.format(T=tname), options=_FMAD)
+                module = self.cp.RawModule(code=_KERNELS.format(T=tname), options=_FMAD)
                 self._kernels[f"module_{tname}"] = module
             k = module.get_function(key)
             self._kernels[key] = k
@@ -643,42 +687,47 @@ class CupyOps:
         self._gemm(x, w, z, 1.0, 0.0)
         self.bias_act(z, b, blk, buf)
 
-    # -- activations -----------------------------------------------------------------------
+    # -- activations (RawKernels: far cheaper to launch from Python than ElementwiseKernels) ---
+    def _mask(self, buf: dict[str, Any]) -> Any:
+        m = buf.get("mask")
+        if m is None:  # the kernels take a mask pointer even where the activation has none
+            m = buf["mask"] = self.empty((1,), np.bool_)
+        return m
+
     def bias_act(self, z: Any, b: Any, blk: Block, buf: dict[str, Any]) -> None:
-        act = blk.act
-        if act == "relu":
-            self._ew("bias_relu", "T b", "T z", "T v = z + b; z = v < (T)0 ? (T)0 : v")(b, z)
-        elif act == "leaky_relu":
-            self._ew(
-                "bias_leaky",
-                "T b, T alpha",
-                "T z, bool m",
-                "T v = z + b; m = v <= (T)0; z = m ? alpha * v : v",
-            )(b, z.dtype.type(blk.alpha), z, buf["mask"])
-        elif act == "tanh":
-            self._ew("bias_tanh", "T b", "T z", "z = tanh(z + b)")(b, z)
-        elif act == "sigmoid":
-            self._ew(
-                "bias_sigmoid",
-                "T b",
-                "T z",
-                "T v = z + b; T e = exp(-fabs(v)); z = v >= (T)0 ? (T)1 / ((T)1 + e) : e / ((T)1 + e)",
-            )(b, z)
-        else:
-            self._ew("bias", "T b", "T z", "z = z + b")(b, z)
+        """``z ← f(z + b)`` in one kernel."""
+        total, d = z.size, z.shape[1]
+        self._raw("bias_act", z.dtype)(
+            ((total + 255) // 256,),
+            (256,),
+            (
+                z,
+                b,
+                self._mask(buf),
+                np.int64(total),
+                np.int64(d),
+                np.int32(_ACT_CODE[blk.act]),
+                z.dtype.type(blk.alpha),
+            ),
+        )
 
     def act_backward(self, d: Any, a: Any, blk: Block, buf: dict[str, Any]) -> None:
-        act = blk.act
-        if act == "relu":
-            self._ew("relu_bwd", "T a", "T d", "d = d * (T)(a > (T)0)")(a, d)
-        elif act == "leaky_relu":
-            self._ew("leaky_bwd", "bool m, T alpha", "T d", "d = m ? alpha * d : d")(
-                buf["mask"], d.dtype.type(blk.alpha), d
-            )
-        elif act == "tanh":
-            self._ew("tanh_bwd", "T a", "T d", "d = d * ((T)1 - a * a)")(a, d)
-        elif act == "sigmoid":
-            self._ew("sigmoid_bwd", "T a", "T d", "d = (d * a) * ((T)1 - a)")(a, d)
+        """``d ← d ⊙ f'`` in one kernel (nothing to do for identity)."""
+        if blk.act == "identity":
+            return
+        total = d.size
+        self._raw("act_bwd", d.dtype)(
+            ((total + 255) // 256,),
+            (256,),
+            (
+                d,
+                a,
+                self._mask(buf),
+                np.int64(total),
+                np.int32(_ACT_CODE[blk.act]),
+                d.dtype.type(blk.alpha),
+            ),
+        )
 
     # -- loss ------------------------------------------------------------------------------
     def targets(self, yb: Any, t: Any, lb: dict[str, Any]) -> None:
