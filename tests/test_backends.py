@@ -8,6 +8,8 @@ without arguments.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,8 @@ from chainrule import mlp  # noqa: E402
 from chainrule.backend import get_backend, namespace, numpy_backend, to_numpy  # noqa: E402
 from chainrule.core import LAYERS  # noqa: E402
 from chainrule.errors import BackendError, MissingDependencyError  # noqa: E402
-from chainrule.fast import make_fast_runner  # noqa: E402
+from chainrule.fast import make_fast_runner, plan_blocks  # noqa: E402
+from chainrule.fast_gpu import TorchGraphRunner, TorchOps  # noqa: E402
 from chainrule.losses import LOSSES  # noqa: E402
 from chainrule.optim import get_optimizer  # noqa: E402
 from chainrule.train import PlainRunner, fit  # noqa: E402
@@ -209,3 +212,83 @@ def test_cli_reports_a_missing_backend_in_one_line(
     assert main(["bench", "--backend", "cupy", "--device", "cuda", "--quick", "--data", "default"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "chainrule[cuda]" in err[0]
+
+
+class _CpuGraphRunner(TorchGraphRunner):
+    """The CUDA-graph runner with its three CUDA calls replaced, so that everything around them
+    (static buffers, position tensor, totals on the device, step count, state restored after the
+    warm-up, re-capture, the fallback) runs on the CPU: "replay" runs the recorded step again."""
+
+    records = 0
+
+    def _warm_up(self, fn):
+        fn()
+        fn()
+
+    def _record(self, fn):
+        type(self).records += 1
+        opt = self.optimizer
+
+        def replay():  # a replay re-runs the kernels, not the Python: the host step count stays
+            t = opt.t
+            fn()
+            opt.t = t
+
+        return SimpleNamespace(replay=replay)
+
+    def _sync(self):
+        pass
+
+
+@pytest.mark.parametrize(("opt", "l2"), [("sgd", 0.0), ("sgd", 0.01), ("momentum", 0.0), ("adam", 0.01)])
+def test_graph_runner_logic_replays_the_plain_step(opt: str, l2: float) -> None:
+    rng = np.random.default_rng(16)
+    x = TORCH_CPU.asarray(rng.standard_normal((300, 10)), dtype="float32")
+    y = TORCH_CPU.asarray(rng.integers(0, 3, 300))
+    lr = 0.01 if opt == "adam" else 0.1
+    nets = [mlp([10, 12, 3], "relu", seed=8).to(TORCH_CPU) for _ in range(2)]
+    graph = _CpuGraphRunner(nets[0], get_optimizer(opt, lr), l2, TorchOps("cpu"), plan_blocks(nets[0]))
+    plain = PlainRunner(nets[1], get_optimizer(opt, lr), l2)
+    steps = []
+    for epoch in range(3):  # 300 = 4 × 64 + 44: two graphs, the partial one replayed once
+        order = np.random.default_rng(epoch).permutation(300)
+        lg, ag = graph.run_epoch(x, y, order, 64, lambda: steps.append(1))
+        lp, ap = plain.run_epoch(x, y, order, 64, lambda: None)
+        assert ag == ap
+        if l2 == 0:
+            assert lg == pytest.approx(lp, rel=1e-5)
+    assert len(steps) == 15 and graph.optimizer.t == plain.optimizer.t == 15
+    assert graph.name == "fast-torch-cuda-graph"
+    for p, q in zip(nets[0].params, nets[1].params, strict=True):
+        np.testing.assert_allclose(to_numpy(p.value), to_numpy(q.value), rtol=1e-5, atol=2e-6)
+
+
+def test_graph_runner_recaptures_on_new_data_and_falls_back_when_capture_fails() -> None:
+    rng = np.random.default_rng(17)
+    y = TORCH_CPU.asarray(rng.integers(0, 3, 100))
+    xs = [TORCH_CPU.asarray(rng.standard_normal((100, 6)), dtype="float32") for _ in range(2)]
+    nets = [mlp([6, 5, 3], "tanh", seed=9).to(TORCH_CPU) for _ in range(2)]
+    graph = _CpuGraphRunner(
+        nets[0], get_optimizer("nesterov", 0.1), 0.0, TorchOps("cpu"), plan_blocks(nets[0])
+    )
+    plain = PlainRunner(nets[1], get_optimizer("nesterov", 0.1), 0.0)
+    order = np.arange(100)
+    before = _CpuGraphRunner.records
+    for x in (xs[0], xs[0], xs[1]):
+        graph.run_epoch(x, y, order, 32, lambda: None)
+        plain.run_epoch(x, y, order, 32, lambda: None)
+    assert _CpuGraphRunner.records - before == 4  # two batch sizes, captured for xs[0] and again for xs[1]
+
+    class Failing(_CpuGraphRunner):
+        def _record(self, fn):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    failing = Failing(nets[0], graph.optimizer, 0.0, TorchOps("cpu"), plan_blocks(nets[0]))
+    with pytest.warns(RuntimeWarning, match="capture failed"):
+        failing.run_epoch(xs[1], y, order, 32, lambda: None)
+    plain.run_epoch(xs[1], y, order, 32, lambda: None)
+    assert failing.name == "fast-torch"
+    failing.run_epoch(xs[0], y, order, 32, lambda: None)  # eager from now on, no second warning
+    plain.run_epoch(xs[0], y, order, 32, lambda: None)
+    for p, q in zip(nets[0].params, nets[1].params, strict=True):
+        np.testing.assert_allclose(to_numpy(p.value), to_numpy(q.value), rtol=1e-5, atol=2e-6)

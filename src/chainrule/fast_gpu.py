@@ -103,6 +103,9 @@ class TorchOps:
         lb["fused"] = loss_kind == "softmax-ce" and out.shape[1] > 1 and yb.ndim == 1
         lb["yb"] = yb
         lb["minus_one"] = self.torch.full((out.shape[0], 1), -1.0, dtype=out.dtype, device=self.device)
+        n = out.shape[0]
+        if n not in self._ones:  # for the bias gemv; made here so a graph capture finds it allocated
+            self._ones[n] = self.torch.ones(n, dtype=out.dtype, device=self.device)
 
     # -- linear algebra --------------------------------------------------------------------
     def matmul(self, a: Any, b: Any, out: Any) -> None:
@@ -317,7 +320,7 @@ class TorchFastRunner(FastRunner):
         return super().run_epoch(x, y, order, batch_size, on_step)
 
 
-class TorchGraphRunner(FastRunner):
+class TorchGraphRunner(TorchFastRunner):
     """The fast step captured as CUDA graphs (one per batch size) and replayed.
 
     Per epoch: the permutation is copied to the device once, the totals and position tensors
@@ -325,6 +328,8 @@ class TorchGraphRunner(FastRunner):
     ``perm[pos]``, trains, accumulates the loss and hits, and advances ``pos``); the loss is read
     once at the end. Graphs are captured on first use and again whenever what they captured
     changes (data tensors, parameters or optimiser state reallocated, hyperparameters edited).
+    Should capture fail, the runner says so once (a ``RuntimeWarning``), puts the state back and
+    goes on launching the same step eagerly (``name`` becomes ``fast-torch``).
     """
 
     def __init__(self, net: Any, optimizer: Any, l2: float, ops: TorchOps, blocks: list[Block]) -> None:
@@ -365,7 +370,7 @@ class TorchGraphRunner(FastRunner):
         g["pos"].add_(g["nb"])
 
     def _capture(self, x: Any, y: Any, n: int, batch_size: int) -> None:
-        torch, ops, opt = self.ops.torch, self.ops, self.optimizer
+        torch, ops = self.ops.torch, self.ops
         self._graphs = {}
         self._perm = torch.arange(n, device=ops.device)
         nfull, rem = divmod(n, batch_size)
@@ -375,53 +380,89 @@ class TorchGraphRunner(FastRunner):
         params = self.net.params
         state = self._opt_state()
         self._param_scratch()
-        saved_values = [p.value.clone() for p in params]
-        saved_state = [
+        saved = self._save_state(params, state)
+        try:
+            for nb, first in sizes:
+                pos0 = torch.arange(first, first + nb, device=ops.device)
+                g = {
+                    "nb": nb,
+                    "pos0": pos0,
+                    "pos": pos0.clone(),
+                    "idx": torch.empty(nb, dtype=torch.int64, device=ops.device),
+                    "bufs": self.buffers(nb, tuple(y.shape), y.dtype),  # static: allocated before capture
+                }
+                self._warm_up(lambda g=g, pos0=pos0: (g["pos"].copy_(pos0), self._body(x, y, g)))
+                graph = self._record(lambda g=g: self._body(x, y, g))
+                g["graph"] = graph
+                self._graphs[nb] = g
+        finally:  # the warm-up trained: put weights, optimiser state and counters back
+            self._restore_state(params, state, saved)
+            self._sync()
+
+    # -- the three CUDA calls, apart so that the logic around them can be tested on the CPU -----
+    def _warm_up(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` twice on a side stream (cuBLAS handles, workspaces), as PyTorch's
+        CUDA-graph notes ask before a capture."""
+        torch = self.ops.torch
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            fn()
+            fn()
+        torch.cuda.current_stream().wait_stream(side)
+
+    def _record(self, fn: Callable[[], Any]) -> Any:
+        """Capture ``fn`` as a CUDA graph (nothing runs now); ``.replay()`` runs it."""
+        torch = self.ops.torch
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return graph
+
+    def _sync(self) -> None:
+        self.ops.torch.cuda.synchronize()
+
+    def _save_state(self, params: list[Any], state: list[Any]) -> tuple[Any, Any, int]:
+        values = [p.value.clone() for p in params]
+        st = [
             tuple(t.clone() for t in s) if isinstance(s, tuple) else (None if s is None else s.clone())
             for s in state
         ]
-        saved_t = opt.t
-        for nb, first in sizes:
-            pos0 = torch.arange(first, first + nb, device=ops.device)
-            g = {
-                "nb": nb,
-                "pos0": pos0,
-                "pos": pos0.clone(),
-                "idx": torch.empty(nb, dtype=torch.int64, device=ops.device),
-                "bufs": self.buffers(nb, tuple(y.shape), y.dtype),
-            }
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm-up (cuBLAS handles, workspaces) off the capture
-                for _ in range(2):
-                    g["pos"].copy_(pos0)
-                    self._body(x, y, g)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._body(x, y, g)
-            g["graph"] = graph
-            self._graphs[nb] = g
-        # the warm-up trained: put weights, optimiser state and counters back
-        for p, v in zip(params, saved_values, strict=True):
+        return values, st, self.optimizer.t
+
+    def _restore_state(self, params: list[Any], state: list[Any], saved: tuple[Any, Any, int]) -> None:
+        values, st, t = saved
+        for p, v in zip(params, values, strict=True):
             p.value.copy_(v)
-        for s, v in zip(state, saved_state, strict=True):
+        for s, v in zip(state, st, strict=True):
             if isinstance(s, tuple):
-                for t, u in zip(s, v, strict=True):
-                    t.copy_(u)
+                for a, b in zip(s, v, strict=True):
+                    a.copy_(b)
             elif s is not None:
                 s.copy_(v)
-        opt.t = saved_t
-        torch.cuda.synchronize()
+        self.optimizer.t = t
 
     def run_epoch(
         self, x: Any, y: Any, order: np.ndarray, batch_size: int, on_step: Callable[[], None]
     ) -> tuple[float, float]:
         torch, ops, opt = self.ops.torch, self.ops, self.optimizer
         n = len(order)
+        if self._graphs is None:  # capture failed before: eager launches
+            return super().run_epoch(x, y, order, batch_size, on_step)
         key = self._capture_key(x, y, n, batch_size)
         if key != self._key:
-            self._capture(x, y, n, batch_size)
+            try:
+                self._capture(x, y, n, batch_size)
+            except RuntimeError as exc:
+                import warnings
+
+                warnings.warn(
+                    f"CUDA-graph capture failed ({exc}); running the step eagerly",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                self._graphs, self.name = None, "fast-torch"
+                return super().run_epoch(x, y, order, batch_size, on_step)
             self._key = key
         self._perm.copy_(torch.from_numpy(np.asarray(order, dtype=np.int64)))
         ops.reset_totals()
