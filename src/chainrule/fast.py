@@ -11,14 +11,21 @@ networks it covers, written as one flat step over preallocated buffers:
   (``xᵀ``, ``Wᵀ``) that BLAS consumes with a transpose flag, never a copy;
 * bias, activation, activation derivative and the update run in place;
 * the first layer skips its input gradient (nobody trains the data);
-* the gradient still lands in ``param.grad`` (callbacks may read it) and optimiser state is
-  the optimiser's own, so the fast and plain runners can be swapped between epochs.
+* with plain SGD each weight update is one GEMM with ``beta = 1`` (``W += −α xᵀδ``), so the
+  weight gradient is never written out and read back; with the other optimisers gradients land
+  in ``param.grad`` as usual;
+* optimiser state (velocities, moments, the step count) is the optimiser's own, so the fast and
+  plain runners can be swapped between epochs.
 
 The step is written once (:class:`FastRunner`) against a small set of named primitives, an
 "ops" object per backend: :class:`NumpyOps` here; torch (CPU and CUDA, with CUDA-graph capture)
 and CuPy (fused ``ElementwiseKernel`` / ``RawKernel``) in :mod:`chainrule.fast_gpu`. Each
 primitive mirrors the plain code's operations one for one, so on NumPy the fast path's float32
-weights equal the plain path's (tests in ``tests/test_fast.py``).
+weights equal the plain path's: bit for bit, but for the one rounding the fused SGD update saves
+(tests in ``tests/test_fast.py``).
+
+The loss a fast runner reports is the data loss without the L2 penalty; :func:`~chainrule.train.fit`
+adds ``(λ/2) ΣW²`` once per epoch.
 
 Covered: ``Dense`` layers, each optionally followed by one element-wise activation (identity,
 relu, leaky_relu with α ≥ 0, sigmoid, tanh), any of the three losses, the four optimisers, L2.
