@@ -140,3 +140,21 @@ def test_default_dataset_trains_quickly() -> None:
     acc = evaluate(net, d.x_test, d.y_test)["accuracy"]
     assert acc > 0.85
     assert math.isfinite(evaluate(net, d.x_test, d.y_test)["loss"])
+
+
+def test_l2_penalty_is_counted_once_in_the_reported_loss() -> None:
+    """History loss = mean batch data loss + (λ/2)ΣW² at the epoch's end, on every runner."""
+    x, y = _blobs()
+    lam = 0.5
+    plain = mlp([2, 8, 3], "tanh", seed=0)
+    fast = mlp([2, 8, 3], "tanh", seed=0)
+    hp = fit(plain, x, y, lr=0.05, epochs=2, l2=lam, progress=False, fast=False)
+    hf = fit(fast, x, y, lr=0.05, epochs=2, l2=lam, progress=False, fast=True)
+    assert hp.runner == "plain" and hf.runner != "plain"
+    np.testing.assert_allclose(hp["loss"], hf["loss"], rtol=1e-5)
+    # one epoch of full-batch descent: the data loss is E(W before the step); add λ/2ΣW² after it
+    net = mlp([2, 8, 3], "tanh", seed=0)
+    before = net.cost(x, y)
+    h = fit(net, x, y, lr=0.05, epochs=1, batch_size=None, l2=lam, progress=False, fast=False)
+    penalty = lam / 2 * sum(float(np.sum(p.value.astype(np.float64) ** 2)) for p in net.params if p.decay)
+    assert h["loss"][0] == pytest.approx(before + penalty, rel=1e-5)

@@ -545,9 +545,7 @@ class FastRunner:
     def _opt_state(self) -> list[Any]:
         """The optimiser's own state list (velocity, moments), created as ``Optimizer.step`` does."""
         opt, params = self.optimizer, self.net.params
-        if opt._state is None or len(opt._state) != len(params):
-            opt._state = [opt.init_state(p) for p in params]
-        return opt._state
+        return opt.state_for(params)
 
     # -- the step --------------------------------------------------------------------------
     def step(self, bufs: dict[str, Any], *, update: bool = True) -> None:

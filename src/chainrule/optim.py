@@ -35,11 +35,19 @@ class Optimizer:
         self.t = 0
         self._state: list[Any] | None = None
 
-    def step(self, params: Sequence[Param]) -> None:
+    def state_for(self, params: Sequence[Param]) -> list[Any]:
+        """The per-parameter state (velocities, moments), created on first use.
+
+        The plain and fast runners share it, so they can take turns on one training run.
+        """
         if self._state is None or len(self._state) != len(params):
             self._state = [self.init_state(p) for p in params]
+        return self._state
+
+    def step(self, params: Sequence[Param]) -> None:
+        state = self.state_for(params)
         self.t += 1
-        for p, s in zip(params, self._state, strict=True):
+        for p, s in zip(params, state, strict=True):
             self.update(p, s)
 
     def init_state(self, p: Param) -> Any:

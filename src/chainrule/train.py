@@ -28,7 +28,7 @@ from .backend import Backend, namespace, to_numpy
 from .core import Sequential
 from .errors import ChainruleError, ConfigError, DataError, ShapeError
 from .optim import Optimizer, get_optimizer
-from .regularizers import l2_penalty
+from .regularizers import add_l2_grad, l2_penalty
 
 __all__ = [
     "Callback",
@@ -157,7 +157,8 @@ class EpochRunner(Protocol):
     def run_epoch(
         self, x: Any, y: Any, order: np.ndarray, batch_size: int, on_step: Callable[[], None]
     ) -> tuple[float, float]:
-        """Train one epoch over ``x[order]`` in batches; returns (mean loss, running accuracy)."""
+        """Train one epoch over ``x[order]`` in batches; returns (mean data loss, running accuracy)
+        without the L2 penalty, which :func:`fit` adds once at the end of the epoch."""
         ...
 
 
@@ -179,7 +180,10 @@ class PlainRunner:
         self.net, self.optimizer, self.l2 = net, optimizer, l2
 
     def step(self, xb: Any, yb: Any) -> tuple[Any, Any]:
-        cost = self.net.loss_and_grad(xb, yb, l2=self.l2)
+        """One update; returns the batch's *data* loss (fit adds the L2 penalty once per epoch)
+        and its number of correct predictions."""
+        cost = self.net.loss_and_grad(xb, yb)
+        add_l2_grad(self.net.params, self.l2)
         self.optimizer.step(self.net.params)
         return cost, count_correct(self.net.output, yb)
 

@@ -158,28 +158,3 @@ def check_model_fits(net: Any, n_features: int, n_classes: int) -> None:
     out = net.output_dim()
     if out is not None and out > 1 and out < n_classes:
         raise ConfigError(f"the model has {out} outputs but the data has {n_classes} classes")
-
-
-class ThreadLimit:
-    """Limit BLAS (and torch) threads inside a ``with`` block, when asked to."""
-
-    def __init__(self, threads: int | None) -> None:
-        self.threads = threads
-        self._ctl: Any = None
-
-    def __enter__(self) -> ThreadLimit:
-        if self.threads:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:
-                from ..errors import MissingDependencyError
-
-                raise MissingDependencyError("threadpoolctl", "--threads", "cli") from None
-            self._ctl = threadpool_limits(self.threads)
-            if "torch" in sys.modules:
-                sys.modules["torch"].set_num_threads(self.threads)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._ctl is not None:
-            self._ctl.unregister()

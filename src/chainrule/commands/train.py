@@ -132,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
 
         flow = GradientFlow(**({"interval": args.flow_interval} if args.flow_interval else {}))
         callbacks.append(flow)
-    with c.ThreadLimit(args.threads):
+    from ..fast import limit_threads
+
+    with limit_threads(args.threads):
         history = fit(
             net,
             data.x_train,
