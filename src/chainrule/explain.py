@@ -34,7 +34,7 @@ import numpy as np
 from .backend import numpy_backend, to_numpy
 from .core import Sequential
 from .errors import ConfigError
-from .gradcheck import TOLERANCE, GradcheckResult, gradcheck, relative_error
+from .gradcheck import TOLERANCE, GradcheckResult, gradcheck, numeric_gradient, relative_error
 from .losses import targets_like
 from .optim import SGD
 from .trace import FPRIME_FORMULA, FPRIME_LATEX, LayerTrace, ParamUpdate, trace
@@ -185,24 +185,8 @@ def _tail_cost(net: Sequential, start: int, inp: np.ndarray, y: Any) -> float:
 
 
 def _numeric(f: Any, arr: np.ndarray, h: float = EPS) -> np.ndarray:
-    """Derivative of ``f()`` with respect to every entry of ``arr`` (restored after): central
-    differences ``D(h) = (f(θ + h) − f(θ − h)) / 2h``, Richardson-extrapolated to
-    ``(4 D(h) − D(2h)) / 3`` (error O(h⁴), so a step large enough to keep float64 cancellation small)."""
-    flat = arr.reshape(-1)
-    out = np.empty(flat.size)
-
-    def central(i: int, step: float) -> float:
-        old = flat[i]
-        flat[i] = old + step
-        fp = f()
-        flat[i] = old - step
-        fm = f()
-        flat[i] = old
-        return (fp - fm) / (2 * step)
-
-    for i in range(flat.size):
-        out[i] = (4 * central(i, h) - central(i, 2 * h)) / 3
-    return out.reshape(arr.shape)
+    """∂f/∂arr, every entry: :func:`chainrule.gradcheck.numeric_gradient` at step ``h``."""
+    return numeric_gradient(f, arr, h)
 
 
 def _check(analytic: np.ndarray, numeric: np.ndarray) -> NumericCheck:

@@ -30,7 +30,7 @@ from .core import Layer, Sequential
 from .errors import ConfigError
 from .regularizers import l2_penalty
 
-__all__ = ["GradcheckResult", "gradcheck", "gradcheck_layer", "relative_error"]
+__all__ = ["GradcheckResult", "gradcheck", "gradcheck_layer", "numeric_gradient", "relative_error"]
 
 TOLERANCE = 1e-7
 #: the dtype the numerical derivatives are evaluated in
@@ -68,11 +68,18 @@ class GradcheckResult:
         return "\n".join(lines)
 
 
-def _numeric(f: Callable[[], Any], arr: np.ndarray, eps: float, idx: np.ndarray) -> np.ndarray:
-    """Richardson-extrapolated central differences of ``f`` with respect to the flat entries
-    ``idx`` of ``arr`` (``arr`` is modified and restored in place)."""
+def numeric_gradient(
+    f: Callable[[], Any], arr: np.ndarray, eps: float = 1e-4, idx: np.ndarray | None = None
+) -> np.ndarray:
+    """∂f/∂arr by Richardson-extrapolated central differences, ``(4 D(h) − D(2h)) / 3``.
+
+    ``arr`` is perturbed in place and restored exactly. With ``idx`` (flat indices) only those
+    entries are differentiated and a flat array is returned; without it, every entry, in
+    ``arr``'s shape.
+    """
     flat = arr.reshape(-1)
-    out = np.empty(len(idx))
+    entries = np.arange(flat.size) if idx is None else idx
+    out = np.empty(len(entries))
 
     def central(i: int, h: float) -> Any:
         old = flat[i]
@@ -83,9 +90,9 @@ def _numeric(f: Callable[[], Any], arr: np.ndarray, eps: float, idx: np.ndarray)
         flat[i] = old
         return (fp - fm) / (2 * h)
 
-    for j, i in enumerate(idx):
+    for j, i in enumerate(entries):
         out[j] = (4 * central(i, eps) - central(i, 2 * eps)) / 3
-    return out
+    return out.reshape(arr.shape) if idx is None else out
 
 
 def _pick(size: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -134,11 +141,13 @@ def gradcheck(
     try:
         for name, p in net.named_params():
             idx = _pick(p.value.size, max_per_param, rng)
-            num = _numeric(cost, p.value, eps, idx)
+            num = numeric_gradient(cost, p.value, eps, idx)
             result.errors[name] = relative_error(analytic[name].reshape(-1)[idx], num)
         if dx is not None:
             idx = _pick(x.size, max_per_param, rng)
-            result.errors["input"] = relative_error(dx.reshape(-1)[idx], _numeric(cost, x_hi, eps, idx))
+            result.errors["input"] = relative_error(
+                dx.reshape(-1)[idx], numeric_gradient(cost, x_hi, eps, idx)
+            )
     finally:
         net.to(numpy_backend, np.float64)  # exact: every perturbation was undone
         for name, p in net.named_params():
@@ -172,9 +181,9 @@ def gradcheck_layer(
     result = GradcheckResult(tolerance=tolerance)
     layer.to(numpy_backend, NUMERIC_DTYPE)
     try:
-        result.errors["input"] = relative_error(dx, _numeric(energy, x_hi, eps, np.arange(x.size)).reshape(x.shape))
+        result.errors["input"] = relative_error(dx, numeric_gradient(energy, x_hi, eps))
         for p, g in zip(layer.params, grads, strict=True):
-            num = _numeric(energy, p.value, eps, np.arange(p.value.size))
+            num = numeric_gradient(energy, p.value, eps).reshape(-1)
             result.errors[p.name] = relative_error(g.reshape(-1), num)
     finally:
         layer.to(numpy_backend, np.float64)
