@@ -44,17 +44,29 @@ def batch_size(text: str) -> int:
     return positive_int(text)
 
 
-def layer_sizes(text: str) -> list[int]:
-    parts = [p for p in text.replace(" ", "").split(",") if p]
-    try:
-        sizes = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"layers must be comma-separated integers like 784,256,10, got {text!r}"
-        ) from None
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"layers needs at least two positive sizes, got {text!r}")
-    return sizes
+def int_list(min_len: int, min_value: int, what: str, example: str) -> Callable[[str], list[int]]:
+    """An argparse ``type=`` for comma- (or semicolon-) separated integers: at least ``min_len``
+    of them, each at least ``min_value``; errors name ``what`` and show ``example``."""
+
+    def parse(text: str) -> list[int]:
+        parts = [t for t in text.replace(";", ",").replace(" ", "").split(",") if t]
+        try:
+            values = [int(t) for t in parts]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be comma-separated integers like {example}, got {text!r}"
+            ) from None
+        if len(values) < min_len or min(values, default=min_value) < min_value:
+            raise argparse.ArgumentTypeError(
+                f"{what} needs at least {min_len} integer(s), each at least {min_value}, got {text!r}"
+            )
+        return values
+
+    parse.__name__ = what.replace(" ", "_")
+    return parse
+
+
+layer_sizes = int_list(2, 1, "layers", "784,256,10")
 
 
 def add_data_args(p: argparse.ArgumentParser, default: str | None = "default") -> None:

@@ -43,16 +43,6 @@ def _matrix(text: str) -> list[list[float]]:
     return rows
 
 
-def _labels(text: str) -> list[int]:
-    try:
-        labels = [int(v) for v in text.replace(";", ",").split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"labels must be integers like 2 or 0,1,1, got {text!r}") from None
-    if not labels or min(labels) < 0:
-        raise argparse.ArgumentTypeError(f"labels must be non-negative integers, got {text!r}")
-    return labels
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..models import HIDDEN_ACTIVATIONS
 
@@ -70,7 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     tgt.add_argument(
         "--target", type=_matrix, metavar="Y", help="target rows: 0.1,0.05 (one row per input row)"
     )
-    tgt.add_argument("--label", type=_labels, metavar="K", help="class label(s), one per input row")
+    tgt.add_argument(
+        "--label",
+        type=c.int_list(1, 0, "labels", "2 or 0,1,1"),
+        metavar="K",
+        help="class label(s), one per input row",
+    )
     p.add_argument(
         "--batch", type=c.positive_int, default=1, help="random input rows when --input is not given"
     )

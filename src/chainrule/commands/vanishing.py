@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=c.positive_int, help="SGD steps per net (default: 200 quick, 1000 full)")
     p.add_argument(
         "--depths",
-        type=_depths,
+        type=c.int_list(1, 2, "depths", "5,10"),
         metavar="D,D",
         help="hidden-layer counts, comma separated (default: 5 quick, 5,10 full)",
     )
@@ -42,16 +42,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="print the tables only")
     p.add_argument("--json", action="store_true", help="print one JSON object (the summary) as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
-
-
-def _depths(text: str) -> list[int]:
-    try:
-        ds = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not ds or min(ds) < 2:
-        raise argparse.ArgumentTypeError(f"each depth must be at least 2 hidden layers, got {text!r}")
-    return ds
 
 
 def run(args: argparse.Namespace) -> int:
