@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, args.device)  # fail fast on a missing backend
     for out in (args.save, args.plot, args.log, args.report):
         _check_writable(out)
+    _check_extras(args)
     data = c.load_dataset(args)
     c.status(data.summary(), args.quiet)
     layers = args.layers or [data.n_features, 256, 128, data.n_classes]
@@ -224,6 +225,21 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     return 0
+
+
+def _check_extras(args: argparse.Namespace) -> None:
+    """Fail before training, not after, when an output needs an optional package that is missing."""
+    import importlib.util
+
+    from ..errors import MissingDependencyError
+
+    needs = [
+        ("safetensors", "--save", "cli", args.save),
+        ("matplotlib", "--plot/--report", "plot", args.plot or args.report),
+    ]
+    for package, feature, extra, wanted in needs:
+        if wanted and importlib.util.find_spec(package) is None:
+            raise MissingDependencyError(package, feature, extra)
 
 
 def _check_writable(path: str | None) -> None:
