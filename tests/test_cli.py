@@ -191,3 +191,16 @@ def test_subprocess_train_json(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"] > 0.5
+
+
+def test_missing_optional_package_fails_before_training(capsys, monkeypatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code = main(["train", "--plot", str(tmp_path / "c.png"), "--quiet"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "matplotlib" in err and "chainrule[plot]" in err
+    assert "epoch" not in err  # nothing was trained
+    assert not (tmp_path / "c.png").exists()
