@@ -131,7 +131,7 @@ def test_cli_prints_the_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["vanishing", "--quick", "--out", "/nonexistent/dir"], 1, "does not exist"),
+        (["vanishing", "--quick", "--out", __file__], 1, "not a directory"),
         (["vanishing", "--depths", "1"], 2, "at least 2"),
         (["vanishing", "--data", "nonsense"], 2, "invalid choice"),
         (["vanishing", "--steps", "0"], 2, "positive integer"),
@@ -142,3 +142,9 @@ def test_cli_errors(argv: list[str], code: int, message: str, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert err.startswith("chainrule: error:") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_out_directory_is_created(tmp_path) -> None:
+    out = tmp_path / "new" / "plots"
+    assert main(["vanishing", "--quick", "--out", str(out), "--depths", "3", "--steps", "5", "--quiet"]) == 0
+    assert out.is_dir() and any(p.suffix == ".png" for p in out.iterdir())

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from ..vanishing import run_study
 
     out = Path(args.out)
-    if not args.no_plots and not out.is_dir():
-        raise ConfigError(f"--out {args.out}: directory does not exist")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a directory")
+    if not args.no_plots:
+        out.mkdir(parents=True, exist_ok=True)  # like mkdir -p: an output folder may be new
     if not args.no_plots:  # fail before minutes of training, not after
         try:
             import matplotlib  # noqa: F401
