@@ -44,8 +44,12 @@ def main() -> None:
     total = time.perf_counter() - t0
     prof.disable()
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    own = sum(v[3] for k, v in stats.items() if k[0].endswith("flow.py") and k[2] in ("on_step", "on_train_begin"))
-    print(f"direct: the callback took {own:.4f} s of {total:.3f} s = {100 * own / total:.1f}% (interval {flow.interval})")
+    own = sum(
+        v[3] for k, v in stats.items() if k[0].endswith("flow.py") and k[2] in ("on_step", "on_train_begin")
+    )
+    print(
+        f"direct: the callback took {own:.4f} s of {total:.3f} s = {100 * own / total:.1f}% (interval {flow.interval})"
+    )
 
 
 if __name__ == "__main__":

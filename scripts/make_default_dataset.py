@@ -98,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("mnist_dir", nargs="?", type=Path, default=DEFAULT_MNIST_DIR)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument(
-        "--check", action="store_true", help="compare with the existing file, do not write"
-    )
+    parser.add_argument("--check", action="store_true", help="compare with the existing file, do not write")
     args = parser.parse_args(argv)
 
     arrays = build(args.mnist_dir)
@@ -113,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check:
         with np.load(args.out, allow_pickle=False) as z:
-            same = all(
-                np.array_equal(z[k], arrays[k]) and z[k].dtype == arrays[k].dtype for k in KEYS
-            )
+            same = all(np.array_equal(z[k], arrays[k]) and z[k].dtype == arrays[k].dtype for k in KEYS)
         print(f"{args.out}: {'matches' if same else 'DIFFERS from'} a fresh build")
         return 0 if same else 1
 

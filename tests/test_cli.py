@@ -68,16 +68,31 @@ def test_train_on_csv_with_target(capsys, tmp_path: Path) -> None:
         fh.write("label,a,b,c\n")
         for yi, xi in zip(y, x, strict=True):
             fh.write(f"{'yes' if yi else 'no'},{xi[0]},{xi[1]},{xi[2]}\n")
-    code, out, _ = run_cli(capsys, "train", "--data", str(path), "--target", "label", "--layers", "3,8,2",
-                           "--epochs", "20", "--batch-size", "16", "--json", "--quiet")
+    code, out, _ = run_cli(
+        capsys,
+        "train",
+        "--data",
+        str(path),
+        "--target",
+        "label",
+        "--layers",
+        "3,8,2",
+        "--epochs",
+        "20",
+        "--batch-size",
+        "16",
+        "--json",
+        "--quiet",
+    )
     assert code == 0
     assert json.loads(out.strip().splitlines()[-1])["test_accuracy"] > 0.85
 
 
 @pytest.mark.parametrize("mode", ["full", "1"])
 def test_full_batch_and_online(capsys, mode: str) -> None:
-    code, out, _ = run_cli(capsys, "train", "--layers", "784,8,10", "--epochs", "1", "--batch-size", mode,
-                           "--json", "--quiet")
+    code, out, _ = run_cli(
+        capsys, "train", "--layers", "784,8,10", "--epochs", "1", "--batch-size", mode, "--json", "--quiet"
+    )
     assert code == 0 and json.loads(out.strip().splitlines()[-1])["epochs"] == 1
 
 
@@ -133,8 +148,11 @@ BAD_INPUTS = {
     "NaN in data": (lambda t: ["train", "--data", _csv(t, "1,2,0\nnan,3,1\n4,5,0\n6,7,1\n")], 1, "NaN"),
     "Inf in data": (lambda t: ["train", "--data", _csv(t, "1,2,0\ninf,3,1\n4,5,0\n6,7,1\n")], 1, "Inf"),
     "empty data": (lambda t: ["train", "--data", _csv(t, "")], 1, "empty"),
-    "labels out of range": (lambda t: ["train", "--data", _csv(t, "1,2,0\n2,3,1\n4,5,0\n6,7,1\n"),
-                                       "--layers", "2,4,5"], 1, "outputs but the data has 2 classes"),
+    "labels out of range": (
+        lambda t: ["train", "--data", _csv(t, "1,2,0\n2,3,1\n4,5,0\n6,7,1\n"), "--layers", "2,4,5"],
+        1,
+        "outputs but the data has 2 classes",
+    ),
     "non-numeric cell": (lambda t: ["train", "--data", _csv(t, "1,2,0\nx,3,1\n4,5,0\n")], 1, "non-numeric"),
     "missing data file": (lambda t: ["train", "--data", str(t / "nope.csv")], 1, "not found"),
     "truncated IDX": (lambda t: ["train", "--data", str(_mnist_dir(t, truncate=100))], 1, "truncated"),
@@ -142,9 +160,17 @@ BAD_INPUTS = {
     "bad IDX type": (lambda t: ["train", "--data", str(_mnist_dir(t, magic=0x0C03))], 1, "data type"),
     "corrupt model": (lambda t: ["evaluate", "--model", _csv(t, "garbage")], 1, "not a chainrule model"),
     "missing model": (lambda t: ["evaluate", "--model", str(t / "none.safetensors")], 1, "not found"),
-    "wrong dtype npy": (lambda t: ["train", "--data", _npy(t, np.array([["a", "b"], ["c", "d"]]))], 1, "dtype"),
+    "wrong dtype npy": (
+        lambda t: ["train", "--data", _npy(t, np.array([["a", "b"], ["c", "d"]]))],
+        1,
+        "dtype",
+    ),
     "mismatched npz": (lambda t: ["train", "--data", _npz(t, x=np.zeros((5, 2)), y=np.zeros(4))], 1, "5"),
-    "unwritable output": (lambda t: ["train", "--save", str(t / "no" / "dir" / "m.safetensors")], 1, "does not exist"),
+    "unwritable output": (
+        lambda t: ["train", "--save", str(t / "no" / "dir" / "m.safetensors")],
+        1,
+        "does not exist",
+    ),
 }
 
 
@@ -179,16 +205,26 @@ def test_subprocess_error_has_no_traceback(tmp_path: Path) -> None:
     env.pop("CHAINRULE_DEBUG", None)
     bad = tmp_path / "m.safetensors"
     bad.write_bytes(b"\x00" * 64)
-    proc = subprocess.run([sys.executable, "-m", "chainrule", "evaluate", "--model", str(bad)],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainrule", "evaluate", "--model", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "chainrule: error:" in proc.stderr
 
 
 def test_subprocess_train_json(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "chainrule", "train", *SMALL, "--json"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "chainrule", "train", *SMALL, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["test_accuracy"] > 0.5
 
@@ -197,7 +233,9 @@ def test_missing_optional_package_fails_before_training(capsys, monkeypatch, tmp
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
     code = main(["train", "--plot", str(tmp_path / "c.png"), "--quiet"])
     _, err = capsys.readouterr()
     assert code == 1

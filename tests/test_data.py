@@ -101,9 +101,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def http_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Path, str, list[str]]]:
+def http_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str, list[str]]]:
     """Serve tmp_path/www on 127.0.0.1; yield (root, base_url, list of requested paths)."""
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -262,9 +260,7 @@ def test_load_mnist_synthetic(tmp_path: Path, gz: bool) -> None:
     assert ds.n_classes == 10 and ds.n_features == 784
     assert ds.class_names == [str(i) for i in range(10)]
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
-    np.testing.assert_allclose(
-        ds.x_train, arrays["train_images"].reshape(20, 784) / 255.0, rtol=0, atol=1e-7
-    )
+    np.testing.assert_allclose(ds.x_train, arrays["train_images"].reshape(20, 784) / 255.0, rtol=0, atol=1e-7)
     np.testing.assert_array_equal(ds.y_train, arrays["train_labels"])
     np.testing.assert_array_equal(ds.y_test, arrays["test_labels"])
 
@@ -366,9 +362,7 @@ def test_download_all(tmp_path: Path, http_server: tuple[Path, str, list[str]]) 
     ds = load_mnist(target, download=True, base_url=url, progress=lambda *a: seen.append(a))
     assert ds.n_train == 20 and ds.n_test == 10
     np.testing.assert_array_equal(ds.y_test, arrays["test_labels"])
-    assert sorted(p.name for p in target.iterdir()) == sorted(
-        n + ".gz" for n in MNIST_FILES.values()
-    )
+    assert sorted(p.name for p in target.iterdir()) == sorted(n + ".gz" for n in MNIST_FILES.values())
     assert sorted(requested) == sorted(f"/mnist/{n}.gz" for n in MNIST_FILES.values())
     assert {s[0] for s in seen} == {n + ".gz" for n in MNIST_FILES.values()}
     done = {name: (d, total) for name, d, total in seen}  # last report per file
@@ -736,9 +730,7 @@ def test_check_xy_shapes() -> None:
 
 
 def test_check_xy_labels_out_of_range() -> None:
-    with pytest.raises(
-        DataError, match=r"label 3 at index 2 is out of range \(allowed range 0\.\.2"
-    ):
+    with pytest.raises(DataError, match=r"label 3 at index 2 is out of range \(allowed range 0\.\.2"):
         check_xy(np.zeros((4, 1)), np.array([0, 1, 3, 2]), n_classes=3)
     with pytest.raises(DataError, match=r"label -1 at index 0.*>= 0"):
         check_xy(np.zeros((2, 1)), np.array([-1, 0]))

@@ -80,7 +80,9 @@ def near_kink(net, x: np.ndarray, margin: float = 2e-3) -> bool:
         if layer.kind in ("relu", "leaky_relu") and np.min(np.abs(h)) < margin:
             return True
         if layer.kind == "maxout" and layer.k > 1:
-            z = np.sort((h @ layer.W.value + layer.b.value).reshape(h.shape[0], layer.out_features, layer.k), -1)
+            z = np.sort(
+                (h @ layer.W.value + layer.b.value).reshape(h.shape[0], layer.out_features, layer.k), -1
+            )
             if np.min(z[..., -1] - z[..., -2]) < margin:
                 return True
         h = layer.forward(h)

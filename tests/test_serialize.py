@@ -82,15 +82,39 @@ def _tensors(net) -> dict:
         ),
         (
             lambda p, n: _write_safetensors(
-                p, _tensors(n),
-                _meta(n, architecture=json.dumps({"layers": [{"type": "dense", "in_features": 10**6, "out_features": 10**6}]})),
+                p,
+                _tensors(n),
+                _meta(
+                    n,
+                    architecture=json.dumps(
+                        {"layers": [{"type": "dense", "in_features": 10**6, "out_features": 10**6}]}
+                    ),
+                ),
             ),
             "over the limit",
         ),
-        (lambda p, n: _write_safetensors(p, {k: v for k, v in _tensors(n).items() if k != "0.W"}, _meta(n)), "missing"),
-        (lambda p, n: _write_safetensors(p, {**_tensors(n), "0.W": np.zeros((2, 2), np.float32)}, _meta(n)), "shape"),
-        (lambda p, n: _write_safetensors(p, {**_tensors(n), "0.b": np.full(10, np.nan, np.float32)}, _meta(n)), "NaN"),
-        (lambda p, n: _write_safetensors(p, {**_tensors(n), "0.b": np.zeros(10, np.int64)}, _meta(n)), "dtype"),
+        (
+            lambda p, n: _write_safetensors(
+                p, {k: v for k, v in _tensors(n).items() if k != "0.W"}, _meta(n)
+            ),
+            "missing",
+        ),
+        (
+            lambda p, n: _write_safetensors(
+                p, {**_tensors(n), "0.W": np.zeros((2, 2), np.float32)}, _meta(n)
+            ),
+            "shape",
+        ),
+        (
+            lambda p, n: _write_safetensors(
+                p, {**_tensors(n), "0.b": np.full(10, np.nan, np.float32)}, _meta(n)
+            ),
+            "NaN",
+        ),
+        (
+            lambda p, n: _write_safetensors(p, {**_tensors(n), "0.b": np.zeros(10, np.int64)}, _meta(n)),
+            "dtype",
+        ),
     ],
 )
 def test_corrupt_or_hostile_files_are_refused(tmp_path: Path, net, make, match: str) -> None:

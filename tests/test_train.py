@@ -33,8 +33,16 @@ def test_gradient_descent_modes(batch_size: int | None, steps: int) -> None:
     """full batch: 1 step/epoch; online: N steps/epoch; mini-batch: ceil(N/B) steps/epoch."""
     x, y = _blobs()
     counter = StepCounter()
-    fit(mlp([2, 8, 3], "tanh", seed=0), x, y, batch_size=batch_size, epochs=3, lr=0.1,
-        progress=False, callbacks=[counter])
+    fit(
+        mlp([2, 8, 3], "tanh", seed=0),
+        x,
+        y,
+        batch_size=batch_size,
+        epochs=3,
+        lr=0.1,
+        progress=False,
+        callbacks=[counter],
+    )
     assert counter.steps == steps
 
 
@@ -89,8 +97,14 @@ def test_divergence_is_reported() -> None:
     x, y = _blobs()
     x = x * 1e3
     with pytest.raises(TrainingDiverged, match="learning rate"):
-        fit(mlp([2, 8, 3], "relu", loss="squared", output_activation="identity"), x, y, lr=1e6,
-            epochs=3, progress=False)
+        fit(
+            mlp([2, 8, 3], "relu", loss="squared", output_activation="identity"),
+            x,
+            y,
+            lr=1e6,
+            epochs=3,
+            progress=False,
+        )
 
 
 def test_evaluate_confusion_matrix() -> None:

@@ -124,23 +124,18 @@ class Dataset:
                 )
             if x.shape[0] != y.shape[0]:
                 raise DataError(
-                    f"{self.name}: x_{part} has {x.shape[0]} rows but y_{part} has "
-                    f"{y.shape[0]} labels"
+                    f"{self.name}: x_{part} has {x.shape[0]} rows but y_{part} has {y.shape[0]} labels"
                 )
         if self.x_train.shape[1] != self.x_test.shape[1]:
             raise DataError(
-                f"{self.name}: train has {self.x_train.shape[1]} features but test has "
-                f"{self.x_test.shape[1]}"
+                f"{self.name}: train has {self.x_train.shape[1]} features but test has {self.x_test.shape[1]}"
             )
         if self.feature_names is not None and len(self.feature_names) != self.n_features:
             raise DataError(
-                f"{self.name}: {len(self.feature_names)} feature names for "
-                f"{self.n_features} features"
+                f"{self.name}: {len(self.feature_names)} feature names for {self.n_features} features"
             )
         if self.class_names is not None and len(self.class_names) != self.n_classes:
-            raise DataError(
-                f"{self.name}: {len(self.class_names)} class names for {self.n_classes} classes"
-            )
+            raise DataError(f"{self.name}: {len(self.class_names)} class names for {self.n_classes} classes")
 
     @property
     def n_features(self) -> int:
@@ -225,13 +220,10 @@ def check_xy(
 
     if xa.dtype.kind not in "iuf":
         raise DataError(
-            f"{where}: wrong dtype for features: {xa.dtype} (expected real numbers: "
-            f"int, uint or float)"
+            f"{where}: wrong dtype for features: {xa.dtype} (expected real numbers: int, uint or float)"
         )
     if xa.ndim != 2:
-        raise DataError(
-            f"{where}: features must be a 2-D array (samples, features), got shape {xa.shape}"
-        )
+        raise DataError(f"{where}: features must be a 2-D array (samples, features), got shape {xa.shape}")
     if ya.dtype.kind not in "iuf":
         raise DataError(f"{where}: wrong dtype for labels: {ya.dtype} (expected integers)")
     if ya.ndim != 1:
@@ -263,8 +255,7 @@ def check_xy(
         first = int(np.argmax(bad_rows))
         count = int(finite.size - np.count_nonzero(finite))
         raise DataError(
-            f"{where}: {count} non-finite value(s) (NaN or Inf) in the features; "
-            f"first in row {first}"
+            f"{where}: {count} non-finite value(s) (NaN or Inf) in the features; first in row {first}"
         )
 
     if ya.dtype.kind == "f":
@@ -309,9 +300,7 @@ def one_hot(y: object, n_classes: int, dtype: np.dtype | type = np.float32) -> n
     bad = (yi < 0) | (yi >= n_classes)
     if bad.any():
         i = int(np.argmax(bad))
-        raise DataError(
-            f"one_hot: label {int(yi[i])} at index {i} is out of range 0..{n_classes - 1}"
-        )
+        raise DataError(f"one_hot: label {int(yi[i])} at index {i} is out of range 0..{n_classes - 1}")
     out = np.zeros((yi.shape[0], n_classes), dtype=dtype)
     out[np.arange(yi.shape[0]), yi] = 1
     return out
@@ -343,9 +332,7 @@ def _count_rest(f: IO[bytes]) -> int:
 def _parse_idx(f: IO[bytes], p: Path) -> np.ndarray:
     header = _read_upto(f, 4)
     if len(header) < 4:
-        raise DataError(
-            f"{p}: not an IDX file: only {len(header)} byte(s), an IDX header has at least 4"
-        )
+        raise DataError(f"{p}: not an IDX file: only {len(header)} byte(s), an IDX header has at least 4")
     if header[0] or header[1]:
         raise DataError(
             f"{p}: not an IDX file: bad magic number 0x{bytes(header).hex()} "
@@ -355,16 +342,14 @@ def _parse_idx(f: IO[bytes], p: Path) -> np.ndarray:
     if code != 0x08:
         kind = _IDX_TYPES.get(code, "unknown type")
         raise DataError(
-            f"{p}: unsupported IDX data type 0x{code:02x} ({kind}); only 0x08 "
-            f"(unsigned byte) is supported"
+            f"{p}: unsupported IDX data type 0x{code:02x} ({kind}); only 0x08 (unsigned byte) is supported"
         )
     if not 1 <= ndim <= 4:
         raise DataError(f"{p}: unsupported IDX rank {ndim}; expected 1 to 4 dimensions")
     dims_raw = _read_upto(f, 4 * ndim)
     if len(dims_raw) < 4 * ndim:
         raise DataError(
-            f"{p}: truncated header: expected {4 * ndim} bytes of dimension sizes, "
-            f"found {len(dims_raw)}"
+            f"{p}: truncated header: expected {4 * ndim} bytes of dimension sizes, found {len(dims_raw)}"
         )
     dims = struct.unpack(f">{ndim}I", bytes(dims_raw))
     expected = math.prod(dims)
@@ -372,14 +357,12 @@ def _parse_idx(f: IO[bytes], p: Path) -> np.ndarray:
     data = _read_upto(f, expected)
     if len(data) < expected:
         raise DataError(
-            f"{p}: truncated: expected {expected} bytes of {kind} for shape {dims}, "
-            f"found {len(data)}"
+            f"{p}: truncated: expected {expected} bytes of {kind} for shape {dims}, found {len(data)}"
         )
     extra = _count_rest(f)
     if extra:
         raise DataError(
-            f"{p}: oversized: expected {expected} bytes of {kind} for shape {dims}, "
-            f"found {expected + extra}"
+            f"{p}: oversized: expected {expected} bytes of {kind} for shape {dims}, found {expected + extra}"
         )
     return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
@@ -769,9 +752,7 @@ def load_csv(
     if not finite.all():
         i, k = (int(v) for v in np.argwhere(~finite)[0])
         j = feat_cols[k]
-        raise DataError(
-            f"{p}: row {data_lines[i]}, {col_desc(j)}: non-finite value {data_rows[i][j]!r}"
-        )
+        raise DataError(f"{p}: row {data_lines[i]}, {col_desc(j)}: non-finite value {data_rows[i][j]!r}")
 
     raw_labels = [r[label_col] for r in data_rows]
     for cell, line in zip(raw_labels, data_lines, strict=True):
@@ -871,9 +852,7 @@ def load_arrays(
             raise DataError(f"{p}: expected an .npz archive, found a single .npy array")
         a = arrays[""]
         if a.ndim != 2 or a.shape[1] < 2:
-            raise DataError(
-                f"{p}: expected a 2-D array (samples, features + label), got shape {a.shape}"
-            )
+            raise DataError(f"{p}: expected a 2-D array (samples, features + label), got shape {a.shape}")
         col = -1 if target is None else _int_like(target)
         if col is None:
             raise ConfigError(f"target for a .npy file must be a column index, got {target!r}")
@@ -914,9 +893,7 @@ def load_arrays(
             )
     if class_names is not None:
         if len(class_names) < n_classes:
-            raise DataError(
-                f"{p}: {len(class_names)} class names but labels go up to {n_classes - 1}"
-            )
+            raise DataError(f"{p}: {len(class_names)} class names but labels go up to {n_classes - 1}")
         n_classes = len(class_names)
     return Dataset(
         x_train=x_tr,
@@ -961,9 +938,7 @@ def load_data(
     if key == "mnist":
         return load_mnist(data_dir, download=download, progress=progress)
     if data_dir is not None:
-        raise ConfigError(
-            f"data_dir applies to 'mnist' only; to load {spec!r} give its path as the dataset"
-        )
+        raise ConfigError(f"data_dir applies to 'mnist' only; to load {spec!r} give its path as the dataset")
     p = Path(spec).expanduser()
     if p.is_dir():
         if target is not None:
@@ -971,8 +946,7 @@ def load_data(
         return load_mnist(p, download=download, progress=progress)
     if not p.exists():
         raise DataNotFoundError(
-            f"dataset {spec!r} not found: it is not 'default', 'mnist', or an existing "
-            f"file or directory"
+            f"dataset {spec!r} not found: it is not 'default', 'mnist', or an existing file or directory"
         )
     suffix = p.suffix.lower()
     if suffix == ".csv":

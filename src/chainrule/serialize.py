@@ -113,7 +113,9 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
             raise ModelFileError(f"{name}: tensor {key!r} has an unsupported dtype (float32/float64 only)")
     n_params = _declared_params(arch)
     if n_params > MAX_PARAMS:
-        raise ModelFileError(f"{name}: architecture declares {n_params} parameters, over the limit of {MAX_PARAMS}")
+        raise ModelFileError(
+            f"{name}: architecture declares {n_params} parameters, over the limit of {MAX_PARAMS}"
+        )
     try:
         net = from_config(arch)
     except ChainruleError as exc:
