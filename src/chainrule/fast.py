@@ -219,15 +219,8 @@ class NumpyOps:
             np.multiply(z, blk.alpha, out=z, where=m)
         elif act == "tanh":
             np.tanh(z, out=z)
-        elif act == "sigmoid":  # e = exp(−|z|); σ = 1/(1+e) for z ≥ 0, e/(1+e) otherwise
-            m, e, den = buf["mask"], buf["tmp"], buf["tmp2"]
-            np.greater_equal(z, 0.0, out=m)
-            np.abs(z, out=e)
-            np.negative(e, out=e)
-            np.exp(e, out=e)
-            np.add(1.0, e, out=den)
-            np.copyto(e, 1.0, where=m)
-            np.divide(e, den, out=z)
+        elif act == "sigmoid":
+            _sigmoid_into(z, z, buf["mask"], buf["tmp"], buf["tmp2"])
 
     def act_backward(self, d: np.ndarray, a: np.ndarray, blk: Block, buf: dict[str, Any]) -> None:
         """``d ← d ⊙ f'`` in place, ``f'`` written from the output ``a`` as the plain layer does."""
@@ -293,14 +286,7 @@ class NumpyOps:
             np.subtract(s, delta, out=s)
             np.add(s, tmp, out=s)  # max(z,0) − t z + log1p(e^{−|z|})
             cost = np.sum(s) / n
-            m, e, den = lb["mask"], lb["tmp"], lb["s"]  # σ(z), stably, as activations.sigmoid
-            np.greater_equal(out, 0.0, out=m)
-            np.abs(out, out=e)
-            np.negative(e, out=e)
-            np.exp(e, out=e)
-            np.add(1.0, e, out=den)
-            np.copyto(e, 1.0, where=m)
-            np.divide(e, den, out=delta)
+            _sigmoid_into(out, delta, lb["mask"], lb["tmp"], lb["s"])  # δ ← σ(z)
             np.subtract(delta, t, out=delta)
             np.divide(delta, n, out=delta)  # δ = (σ(z) − t)/N
             return cost
@@ -380,6 +366,18 @@ class NumpyOps:
             np.multiply(tmp, lr, out=tmp)
             np.divide(tmp, tmp2, out=tmp)
         np.subtract(w, tmp, out=w)
+
+
+def _sigmoid_into(z: np.ndarray, out: np.ndarray, mask: np.ndarray, e: np.ndarray, den: np.ndarray) -> None:
+    """``out ← σ(z)`` stably, as :func:`chainrule.layers.activations.sigmoid`, in scratch buffers:
+    ``e = exp(−|z|)``; ``σ = 1/(1+e)`` where z ≥ 0, ``e/(1+e)`` elsewhere. ``out`` may be ``z``."""
+    np.greater_equal(z, 0.0, out=mask)
+    np.abs(z, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.add(1.0, e, out=den)
+    np.copyto(e, 1.0, where=mask)
+    np.divide(e, den, out=out)
 
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
