@@ -21,6 +21,24 @@ from ..errors import ConfigError, ShapeError
 from ..init import init_weight
 
 
+def affine_params(
+    d_in: int, width: int, init: str, scale: float, rng: Any, dtype: Any, W: Any, b: Any
+) -> tuple[Any, Any]:
+    """``W (d_in, width)`` and ``b (width,)`` for an affine map ``x W + b``: the given ones, checked
+    for shape, or ``W`` from initialiser ``init`` (NumPy's generator ``rng``, a seed or a Generator)
+    and ``b = 0``. Shared by :class:`Dense` and :class:`~chainrule.layers.maxout.Maxout`."""
+    if W is None:
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        W = init_weight(init, d_in, width, gen, scale).astype(dtype)
+    if b is None:
+        b = np.zeros(width, dtype=np.asarray(W).dtype if dtype is None else dtype)
+    if tuple(W.shape) != (d_in, width):
+        raise ShapeError(f"W must have shape {(d_in, width)}, got {tuple(W.shape)}")
+    if tuple(b.shape) != (width,):
+        raise ShapeError(f"b must have shape {(width,)}, got {tuple(b.shape)}")
+    return W, b
+
+
 @register_layer
 class Dense(Layer):
     """``z = x W + b``.
@@ -53,15 +71,7 @@ class Dense(Layer):
         if int(in_features) < 1 or int(out_features) < 1:
             raise ConfigError(f"Dense needs positive sizes, got {in_features} -> {out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        if W is None:
-            gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            W = init_weight(init, self.in_features, self.out_features, gen, scale).astype(dtype)
-        if b is None:
-            b = np.zeros(self.out_features, dtype=np.asarray(W).dtype if dtype is None else dtype)
-        if tuple(W.shape) != (self.in_features, self.out_features):
-            raise ShapeError(f"W must have shape {(self.in_features, self.out_features)}, got {W.shape}")
-        if tuple(b.shape) != (self.out_features,):
-            raise ShapeError(f"b must have shape {(self.out_features,)}, got {tuple(b.shape)}")
+        W, b = affine_params(self.in_features, self.out_features, init, scale, rng, dtype, W, b)
         self.W = Param(W, "W", decay=True)
         self.b = Param(b, "b")
         self.params = [self.W, self.b]

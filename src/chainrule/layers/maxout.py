@@ -17,7 +17,7 @@ import numpy as np
 from ..backend import namespace
 from ..core import Layer, Param, register_layer
 from ..errors import ConfigError, ShapeError
-from ..init import init_weight
+from .dense import affine_params
 
 
 @register_layer
@@ -53,13 +53,7 @@ class Maxout(Layer):
             raise ConfigError(f"Maxout needs positive sizes and k, got {in_features}, {out_features}, {k}")
         self.in_features, self.out_features, self.k = int(in_features), int(out_features), int(k)
         width = self.out_features * self.k
-        if W is None:
-            gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-            W = init_weight(init, self.in_features, width, gen, scale).astype(dtype)
-        if b is None:
-            b = np.zeros(width, dtype=dtype)
-        if tuple(W.shape) != (self.in_features, width) or tuple(b.shape) != (width,):
-            raise ShapeError(f"Maxout W must be {(self.in_features, width)} and b {(width,)}")
+        W, b = affine_params(self.in_features, width, init, scale, rng, dtype, W, b)
         self.W = Param(W, "W", decay=True)
         self.b = Param(b, "b")
         self.params = [self.W, self.b]
