@@ -90,26 +90,26 @@ class Backend:
     def asarray(self, x: Any, dtype: Any = None) -> Array:
         """Move a host array (or any array) onto this backend, as ``dtype`` if given.
 
-        ``dtype`` may be a NumPy dtype or a dtype name (``"float32"``); it is translated to the
-        backend's own dtype object.
+        ``dtype`` may be a NumPy dtype, a dtype name (``"float32"``) or any backend's dtype object
+        (``torch.float32``); it is translated to this backend's own.
         """
+        dt = None if dtype is None else _np_dtype(dtype)
         if self.name == "numpy":
-            out = np.asarray(to_numpy(x) if _type_module(x) != "numpy" else x)
-            return out if dtype is None else out.astype(np.dtype(dtype), copy=False)
+            out = np.asarray(to_numpy(x))
+            return out if dt is None else out.astype(dt, copy=False)
         if self.name == "torch":
             import torch
 
             t = x if _type_module(x) == "torch" else torch.from_numpy(np.ascontiguousarray(x))
-            tdt = None if dtype is None else getattr(torch, np.dtype(dtype).name)
-            return t.to(device=self.device, dtype=tdt)
+            return t.to(device=self.device, dtype=None if dt is None else getattr(torch, dt.name))
         import cupy
 
         with cupy.cuda.Device(_cuda_index(self.device)):
-            return cupy.asarray(x, dtype=None if dtype is None else np.dtype(dtype))
+            return cupy.asarray(x, dtype=dt)
 
     def dtype(self, name: Any) -> Any:
-        """This backend's dtype object for a NumPy dtype or name."""
-        name = np.dtype(name).name
+        """This backend's dtype object for a NumPy dtype, a name, or another backend's dtype."""
+        name = _np_dtype(name).name
         return getattr(self.xp, name)
 
     def synchronize(self) -> None:
@@ -125,6 +125,13 @@ class Backend:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.device}"
+
+
+def _np_dtype(dtype: Any) -> np.dtype:
+    """The NumPy dtype for a NumPy dtype, a name, or a torch/CuPy dtype object (``torch.float32``)."""
+    if _type_module(dtype) == "torch":
+        return np.dtype(str(dtype).removeprefix("torch."))
+    return np.dtype(dtype)
 
 
 def _cuda_index(device: str) -> int:

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .backend import Backend, namespace, to_numpy
+from .backend import namespace, to_numpy
 from .core import Sequential
 from .errors import ChainruleError, ConfigError, DataError, ShapeError
 from .optim import Optimizer, get_optimizer
@@ -310,13 +310,13 @@ def fit(
             raise DataError(f"validation_split {validation_split} leaves an empty train or validation set")
         validation_data = (x_np[order[:n_val]], y_np[order[:n_val]])
         x_np, y_np = x_np[order[n_val:]], y_np[order[n_val:]]
-    xd, yd = _to_backend(backend, x_np, net.dtype), _to_backend(backend, y_np, None)
+    xd, yd = backend.asarray(x_np, dtype=net.dtype), backend.asarray(y_np)
     _check_data(net, xd, yd, "training data")
     val = None
     if validation_data is not None:
         val = (
-            _to_backend(backend, validation_data[0], net.dtype),
-            _to_backend(backend, validation_data[1], None),
+            backend.asarray(validation_data[0], dtype=net.dtype),
+            backend.asarray(validation_data[1]),
         )
         _check_data(net, *val, "validation data")
     n = xd.shape[0]
@@ -403,10 +403,3 @@ def make_runner(net: Sequential, optimizer: Optimizer, l2: float, *, fast: bool 
         if runner is not None:
             return runner
     return PlainRunner(net, optimizer, l2)
-
-
-def _to_backend(backend: Backend, a: Any, dtype: Any) -> Any:
-    if dtype is not None:
-        return backend.asarray(a, dtype=np.dtype(str(dtype).replace("torch.", "")))
-    arr = backend.asarray(a)
-    return arr
