@@ -17,8 +17,8 @@ import sys
 import time
 
 import chainrule as cr
-from chainrule.data import load_mnist
-from chainrule.flow import GradientFlow
+from chainrule.io.data import load_mnist
+from chainrule.train.flow import GradientFlow
 
 
 def main() -> None:

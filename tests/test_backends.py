@@ -1,7 +1,7 @@
 """Backend parity on the CPU: NumPy and torch tensors (used as plain arrays) run the same layer
 code and give the same numbers; missing or mixed backends fail with clear errors.
 
-Every registered layer (``chainrule.core.LAYERS``) and loss (``chainrule.losses.LOSSES``) is covered
+Every registered layer (``chainrule.nn.layer.LAYERS``) and loss (``chainrule.nn.losses.LOSSES``) is covered
 automatically: a new layer kind needs an entry in ``LAYER_FACTORIES`` only if it cannot be built
 without arguments.
 """
@@ -17,14 +17,14 @@ torch = pytest.importorskip("torch")
 
 from chainrule import backend as backend_mod  # noqa: E402
 from chainrule import mlp  # noqa: E402
+from chainrule.accel.fast import make_fast_runner, plan_blocks  # noqa: E402
+from chainrule.accel.gpu import TorchGraphRunner, TorchOps  # noqa: E402
 from chainrule.backend import get_backend, namespace, numpy_backend, to_numpy  # noqa: E402
-from chainrule.core import LAYERS  # noqa: E402
 from chainrule.errors import BackendError, MissingDependencyError  # noqa: E402
-from chainrule.fast import make_fast_runner, plan_blocks  # noqa: E402
-from chainrule.fast_gpu import TorchGraphRunner, TorchOps  # noqa: E402
-from chainrule.losses import LOSSES  # noqa: E402
+from chainrule.nn.layer import LAYERS  # noqa: E402
+from chainrule.nn.losses import LOSSES  # noqa: E402
 from chainrule.optim import get_optimizer  # noqa: E402
-from chainrule.train import PlainRunner, fit  # noqa: E402
+from chainrule.train.loop import PlainRunner, fit  # noqa: E402
 
 TORCH_CPU = get_backend("torch", "cpu")
 

@@ -1,4 +1,4 @@
-"""Tests for chainrule.data: IDX parsing, MNIST, the default subset, CSV/NumPy loaders, checks.
+"""Tests for chainrule.io.data: IDX parsing, MNIST, the default subset, CSV/NumPy loaders, checks.
 
 No network: downloads are tested against a local HTTP server on 127.0.0.1.
 """
@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.data import (
+from chainrule.errors import ChainruleError, ConfigError, DataError, DataNotFoundError
+from chainrule.io.data import (
     MNIST_FILES,
     Dataset,
     check_xy,
@@ -33,7 +34,6 @@ from chainrule.data import (
     read_idx,
     resolve_mnist_dir,
 )
-from chainrule.errors import ChainruleError, ConfigError, DataError, DataNotFoundError
 
 REAL_MNIST = Path(
     os.environ.get("CHAINRULE_TEST_MNIST")

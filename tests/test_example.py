@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from chainrule.cli import main
-from chainrule.example import (
+from chainrule.studies.example import (
     LR,
     PARAM_INDEX,
     POST,

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 from chainrule.cli import main
 from chainrule.errors import ChainruleError
-from chainrule.example import T, X, build_network
-from chainrule.explain import (
+from chainrule.inspect.explain import (
     LIMITS,
     TooLargeError,
     check_size,
@@ -24,10 +23,11 @@ from chainrule.explain import (
     summarize,
     to_json,
 )
-from chainrule.layers import Dense
-from chainrule.models import mlp
+from chainrule.inspect.trace import trace
+from chainrule.nn.builders import mlp
+from chainrule.nn.layers import Dense
 from chainrule.optim import SGD
-from chainrule.trace import trace
+from chainrule.studies.example import T, X, build_network
 
 ACT = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda z: z}
 
@@ -298,7 +298,7 @@ def test_cli_bad_input_one_line(argv, code, capsys):
 
 
 def test_cli_saved_model(tmp_path, capsys):
-    serialize = pytest.importorskip("chainrule.serialize")
+    serialize = pytest.importorskip("chainrule.io.serialize")
     net = mlp([3, 4, 2], "sigmoid", loss="squared", seed=5)
     path = tmp_path / "m.safetensors"
     serialize.save(net, path)

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from chainrule import mlp
-from chainrule.core import Sequential
-from chainrule.fast import FastRunner, NumpyOps, limit_threads, make_fast_runner, plan_blocks
-from chainrule.layers import Dense, LeakyReLU, Softmax
+from chainrule.accel.fast import FastRunner, NumpyOps, limit_threads, make_fast_runner, plan_blocks
+from chainrule.nn.layers import Dense, LeakyReLU, Softmax
+from chainrule.nn.model import Sequential
+from chainrule.nn.regularizers import l2_penalty
 from chainrule.optim import Optimizer, get_optimizer
-from chainrule.regularizers import l2_penalty
-from chainrule.train import PlainRunner, fit
+from chainrule.train.loop import PlainRunner, fit
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "identity"]
 LOSSES = ["softmax-ce", "bce", "squared"]
@@ -247,7 +247,7 @@ def test_limit_threads_limits_and_restores() -> None:
 
 def test_importing_the_speed_modules_imports_neither_torch_nor_cupy() -> None:
     code = (
-        "import sys, chainrule, chainrule.fast, chainrule.fast_gpu, chainrule.bench, chainrule.commands.bench\n"
+        "import sys, chainrule, chainrule.accel.fast, chainrule.accel.gpu, chainrule.studies.bench, chainrule.cli.commands.bench\n"
         "bad = [m for m in ('torch', 'cupy') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -299,7 +299,7 @@ def test_bench_prints_one_json_object_with_the_figures(capsys: pytest.CaptureFix
 
 
 def test_bench_memory_worker_reports_peaks() -> None:
-    from chainrule.bench import BenchConfig, _measure_memory
+    from chainrule.studies.bench import BenchConfig, _measure_memory
 
     cfg = BenchConfig(layers=[784, 32, 10], data="default", epochs=1, threads=1)
     mem = _measure_memory("chainrule", cfg)

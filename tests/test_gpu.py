@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from chainrule import mlp
+from chainrule.accel.fast import Block, make_fast_runner
 from chainrule.backend import get_backend, numpy_backend, to_numpy
-from chainrule.data import load_default
-from chainrule.fast import Block, make_fast_runner
+from chainrule.io.data import load_default
 from chainrule.optim import get_optimizer
-from chainrule.train import PlainRunner
+from chainrule.train.loop import PlainRunner
 
 pytestmark = pytest.mark.gpu
 
@@ -136,7 +136,7 @@ def test_float64_gradients_on_the_gpu_equal_the_cpu_driver(which: str, activatio
     net = mlp([9, 11, 6, 4], activation, loss=loss, seed=4, dtype=np.float64).to(backend, "float64")
     runner = make_fast_runner(net, get_optimizer("momentum", 0.1), 0.02)
     got = runner.loss_and_grad(backend.asarray(x), backend.asarray(y))
-    from chainrule.regularizers import l2_penalty
+    from chainrule.nn.regularizers import l2_penalty
 
     assert got == pytest.approx(cost - float(l2_penalty(plain.params, 0.02)), rel=1e-10)
     for p, q in zip(plain.params, net.params, strict=True):
@@ -147,8 +147,8 @@ def test_cupy_primitives_equal_numpy() -> None:
     _cupy()
     import cupy
 
-    from chainrule.fast import NumpyOps
-    from chainrule.fast_gpu import CupyOps
+    from chainrule.accel.fast import NumpyOps
+    from chainrule.accel.gpu import CupyOps
 
     rng = np.random.default_rng(5)
     gpu, cpu = CupyOps("cuda"), NumpyOps()

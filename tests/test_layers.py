@@ -1,6 +1,6 @@
 """Every registered layer: float64 gradient check, PyTorch autograd oracle, invariants.
 
-The registry (`chainrule.core.LAYERS`) drives the parametrisation: a newly registered layer fails
+The registry (`chainrule.nn.layer.LAYERS`) drives the parametrisation: a newly registered layer fails
 `test_every_layer_has_an_example` until it gets an example here, and is then covered by every test.
 """
 
@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.backend import numpy_backend
-from chainrule.core import LAYERS, layer_from_config
-from chainrule.gradcheck import gradcheck_layer
-from chainrule.layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from chainrule.inspect.gradcheck import gradcheck_layer
+from chainrule.nn.layer import LAYERS, layer_from_config
+from chainrule.nn.layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
 
 D_IN, D_OUT, N = 5, 4, 6
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from chainrule.errors import ShapeError
-from chainrule.gradcheck import relative_error
-from chainrule.losses import LOSSES, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, get_loss
+from chainrule.inspect.gradcheck import relative_error
+from chainrule.nn.losses import LOSSES, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, get_loss
 
 N, K = 7, 4
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from chainrule import mlp
-from chainrule.data import load_mnist
-from chainrule.train import evaluate, fit
+from chainrule.io.data import load_mnist
+from chainrule.train.loop import evaluate, fit
 
 pytestmark = pytest.mark.slow
 

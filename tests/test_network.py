@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from chainrule import gradcheck, mlp
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.layers import Dense, Maxout
-from chainrule.models import HIDDEN_ACTIVATIONS
+from chainrule.nn.builders import HIDDEN_ACTIVATIONS
+from chainrule.nn.layers import Dense, Maxout
 from chainrule.optim import OPTIMIZERS, get_optimizer
 
 TORCH_ACT = {

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from chainrule.cli import main
-from chainrule.models import mlp
-from chainrule.seeds import SEEDS, collect, errata, post003_hidden_rule, render, resolve, walkthrough
+from chainrule.nn.builders import mlp
+from chainrule.studies.seeds import SEEDS, collect, errata, post003_hidden_rule, render, resolve, walkthrough
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_seed002_index_slips_against_an_independent_jacobian(slips):
     """∂J/∂w_32 and ∂J/∂z_21 by torch autograd for the post's out = Z W + b̃ vs the post's terms."""
     w32 = _find(slips, "002", "w_32")
     z21 = _find(slips, "002", "z_21", "∂J/∂o_12")
-    from chainrule.seeds import _dense_case
+    from chainrule.studies.seeds import _dense_case
 
     _, Z, _, _, G = _dense_case(0)  # the random case the slips are evaluated on (inputs only)
     layer = _dense_case(0)[0]
@@ -174,7 +174,7 @@ def test_seed004_required_slips(slips):
 
 def test_seed004_bias_excess_is_K_minus_1_times_b():
     """Independently: the post's z with the bias inside the sum, vs z, on our own numbers."""
-    from chainrule.layers import Dense
+    from chainrule.nn.layers import Dense
 
     r = np.random.default_rng(99)
     K, w, a, b = 5, r.standard_normal((2, 5)), r.standard_normal(5), r.standard_normal(2)

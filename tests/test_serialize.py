@@ -12,7 +12,7 @@ import safetensors.numpy as stn
 
 from chainrule import mlp
 from chainrule.errors import ModelFileError
-from chainrule.serialize import load, load_with_info, save
+from chainrule.io.serialize import load, load_with_info, save
 
 
 @pytest.fixture

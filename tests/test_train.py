@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from chainrule import mlp
-from chainrule.data import load_default
 from chainrule.errors import ConfigError, DataError, ShapeError
-from chainrule.train import Callback, TrainingDiverged, evaluate, fit
+from chainrule.io.data import load_default
+from chainrule.train.loop import Callback, TrainingDiverged, evaluate, fit
 
 
 def _blobs(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,9 @@ import pytest
 
 from chainrule import mlp
 from chainrule.cli import main
-from chainrule.data import load_default
-from chainrule.layers import Sigmoid
-from chainrule.vanishing import StudyConfig, run_study, sigmoid_bound, sigmoid_prime_max
+from chainrule.io.data import load_default
+from chainrule.nn.layers import Sigmoid
+from chainrule.studies.vanishing import StudyConfig, run_study, sigmoid_bound, sigmoid_prime_max
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

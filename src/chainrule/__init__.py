@@ -15,14 +15,16 @@ Quick start::
 
 from __future__ import annotations
 
-from .backend import Backend, available_backends, get_backend, numpy_backend, to_numpy
-from .core import Layer, Param, Sequential
-from .errors import ChainruleError
-from .gradcheck import gradcheck, gradcheck_layer
-from .layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
-from .losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, get_loss
-from .models import mlp
-from .optim import SGD, Adam, Momentum, Nesterov, get_optimizer
+from chainrule.backend import Backend, available_backends, get_backend, numpy_backend, to_numpy
+from chainrule.errors import ChainruleError
+from chainrule.inspect.gradcheck import gradcheck, gradcheck_layer
+from chainrule.nn.builders import mlp
+from chainrule.nn.layer import Layer
+from chainrule.nn.layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from chainrule.nn.losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, SquaredError, get_loss
+from chainrule.nn.model import Sequential
+from chainrule.nn.params import Param
+from chainrule.optim import SGD, Adam, Momentum, Nesterov, get_optimizer
 
 __version__ = "0.1.0"
 
@@ -63,15 +65,15 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: keep `import chainrule` light
     if name in ("fit", "evaluate", "History"):
-        from . import train
+        from chainrule.train import loop as train
 
         return getattr(train, name)
     if name in ("save", "load"):
-        from . import serialize
+        from chainrule.io import serialize
 
         return getattr(serialize, name)
     if name in ("load_data", "load_mnist", "load_default", "Dataset"):
-        from . import data
+        from chainrule.io import data
 
         return getattr(data, name)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

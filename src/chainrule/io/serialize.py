@@ -1,0 +1,168 @@
+"""Save and load networks: architecture as JSON, weights as safetensors, no pickle anywhere.
+
+One ``.safetensors`` file holds both: the tensors ``"<layer index>.<param name>"`` (``"0.W"``,
+``"0.b"``, ...) and, in the header's string metadata, ``chainrule_format`` (the format version),
+``architecture`` (the JSON of :meth:`Sequential.config`) and ``info`` (free JSON: class names,
+training configuration). Loading parses JSON and raw little-endian arrays only, so a hostile
+file can at worst fail to load: nothing in it is executed.
+
+A file is refused with :class:`~chainrule.errors.ModelFileError` when it is truncated or not a
+safetensors file, when its architecture names an unknown layer or is too large, when a tensor is
+missing, unexpected, of the wrong shape or dtype, or holds NaN/Inf.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from chainrule._io import atomic_write_bytes
+from chainrule.backend import to_numpy
+from chainrule.errors import ChainruleError, MissingDependencyError, ModelFileError
+from chainrule.nn.model import Sequential
+
+__all__ = ["FORMAT_VERSION", "load", "load_with_info", "save"]
+
+FORMAT_VERSION = "1"
+MAX_PARAMS = 500_000_000  # refuse architectures that would allocate absurd amounts of memory
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+_DTYPES = {"float32", "float64"}
+
+
+def _safetensors_numpy() -> Any:
+    try:
+        import safetensors.numpy as stn
+    except ImportError as exc:
+        raise MissingDependencyError("safetensors", "saving and loading models", "cli") from exc
+    return stn
+
+
+def save(net: Sequential, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
+    """Write ``net`` to ``path`` atomically (a temp file, then rename)."""
+    stn = _safetensors_numpy()
+    tensors = {name: np.ascontiguousarray(to_numpy(p.value)) for name, p in net.named_params()}
+    metadata = {
+        "chainrule_format": FORMAT_VERSION,
+        "architecture": json.dumps(net.config()),
+        "info": json.dumps(info or {}, default=_json_default),
+    }
+    atomic_write_bytes(path, stn.save(tensors, metadata=metadata))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)
+
+
+def _read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse the safetensors header ourselves first, for precise errors on hostile files."""
+    name = os.fspath(path)
+    try:
+        size = os.path.getsize(name)
+        with open(name, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ModelFileError(f"{name}: not a chainrule model (file too short: {size} bytes)")
+            n = int.from_bytes(head, "little")
+            if n > MAX_HEADER_BYTES or n + 8 > size:
+                raise ModelFileError(
+                    f"{name}: not a chainrule model (header length {n} does not fit a {size}-byte file; "
+                    "truncated or not safetensors)"
+                )
+            raw = fh.read(n)
+    except FileNotFoundError:
+        raise FileNotFoundError(2, "model file not found", name) from None
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(f"{name}: not a chainrule model (its header is not valid JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{name}: not a chainrule model (header is not an object)")
+    return header
+
+
+def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Sequential, dict[str, Any]]:
+    """Load a network and the ``info`` saved with it. ``dtype`` casts the weights if given."""
+    from chainrule.nn.builders import from_config
+
+    name = os.fspath(path)
+    header = _read_header(name)
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or meta.get("chainrule_format") is None:
+        raise ModelFileError(f"{name}: a safetensors file, but not a chainrule model (no chainrule metadata)")
+    if meta["chainrule_format"] != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{name}: model format {meta['chainrule_format']!r} is not supported (this chainrule reads "
+            f"{FORMAT_VERSION!r})"
+        )
+    try:
+        arch = json.loads(meta.get("architecture", ""))
+        info = json.loads(meta.get("info", "{}"))
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{name}: the architecture metadata is not valid JSON") from None
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or entry.get("dtype") not in ("F32", "F64"):
+            raise ModelFileError(f"{name}: tensor {key!r} has an unsupported dtype (float32/float64 only)")
+    n_params = _declared_params(arch)
+    if n_params > MAX_PARAMS:
+        raise ModelFileError(
+            f"{name}: architecture declares {n_params} parameters, over the limit of {MAX_PARAMS}"
+        )
+    try:
+        net = from_config(arch)
+    except ChainruleError as exc:
+        raise ModelFileError(f"{name}: bad architecture: {exc}") from None
+    stn = _safetensors_numpy()
+    try:
+        tensors = stn.load_file(name)
+    except Exception as exc:
+        raise ModelFileError(f"{name}: corrupt weights ({type(exc).__name__}: {exc})") from None
+    expected = dict(net.named_params())
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing or extra:
+        raise ModelFileError(
+            f"{name}: weights do not match the architecture (missing {missing}, unexpected {extra})"
+        )
+    for key, p in expected.items():
+        arr = tensors[key]
+        if tuple(arr.shape) != p.shape:
+            raise ModelFileError(
+                f"{name}: tensor {key!r} has shape {tuple(arr.shape)}, architecture says {p.shape}"
+            )
+        if arr.dtype.name not in _DTYPES:
+            raise ModelFileError(f"{name}: tensor {key!r} has dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise ModelFileError(f"{name}: tensor {key!r} contains NaN or Inf")
+        p.value = np.array(arr, dtype=dtype or arr.dtype)
+        p.grad = np.zeros_like(p.value)
+    return net, info if isinstance(info, dict) else {}
+
+
+def _declared_params(arch: Any) -> int:
+    """Parameters an architecture asks for, counted from the JSON before anything is allocated."""
+    total = 0
+    layers = arch.get("layers") if isinstance(arch, dict) else None
+    for cfg in layers if isinstance(layers, list) else []:
+        if not isinstance(cfg, dict):
+            continue
+        try:
+            d_in, d_out, k = (int(cfg.get(key, 1)) for key in ("in_features", "out_features", "k"))
+        except (TypeError, ValueError):
+            continue  # from_config reports the bad value
+        if "in_features" in cfg:
+            total += (abs(d_in) + 1) * abs(d_out) * max(abs(k), 1)
+    return total
+
+
+def load(path: str | os.PathLike[str], dtype: Any = None) -> Sequential:
+    """Load a network saved by :func:`save` (NumPy backend; ``net.to(backend)`` to move it)."""
+    return load_with_info(path, dtype)[0]

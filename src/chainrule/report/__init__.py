@@ -1,0 +1,1 @@
+"""What a person looks at: PNG plots, the self-contained HTML report, the run record."""

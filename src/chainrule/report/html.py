@@ -1,0 +1,346 @@
+"""A training run as one self-contained HTML file: configuration, curves, gradient flow, confusion.
+
+The input is the *run record* that ``chainrule train --log RUN.json`` writes::
+
+    {
+      "chainrule_version": "0.1.0",
+      "config":        {...the train flags...},
+      "history":       History.to_dict()          (epochs: [{epoch, loss, accuracy, ...}], ...),
+      "evaluation":    {"loss": float, "accuracy": float, "confusion": [[int]]}  or null,
+      "gradient_flow": GradientFlow.to_dict()     or null
+    }
+
+:func:`load_run` reads and validates such a file (every problem is a :class:`RunRecordError` with
+a message that names the key), :func:`write_report` writes the HTML. The page has no scripts and
+loads nothing: its figures are PNGs embedded as ``data:image/png;base64`` URIs, its style is inline,
+and every string taken from the record is HTML-escaped. Figures need matplotlib (``chainrule[plot]``).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from chainrule._io import atomic_write_text
+from chainrule.errors import ChainruleError, DataError
+from chainrule.train.loop import History
+
+__all__ = [
+    "REQUIRED_KEYS",
+    "RunRecordError",
+    "history_from_dict",
+    "load_run",
+    "render_report",
+    "write_report",
+]
+
+REQUIRED_KEYS = ("config", "history", "evaluation", "gradient_flow", "chainrule_version")
+
+
+class RunRecordError(ChainruleError, ValueError):
+    """A run record (``chainrule train --log`` JSON) is malformed or incomplete."""
+
+
+# -- reading and validating -------------------------------------------------------------------------
+
+
+def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a run record from ``path`` and validate it (see :func:`validate_record`).
+
+    A missing file raises ``FileNotFoundError``; anything else wrong raises :class:`RunRecordError`.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RunRecordError(f"{p}: not a run record (not UTF-8 text)") from None
+    if not text.strip():
+        raise RunRecordError(f"{p}: the file is empty")
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(
+            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    return validate_record(record, source=str(p))
+
+
+def validate_record(record: Any, source: str = "run record") -> dict[str, Any]:
+    """Check that ``record`` has the shape ``chainrule train --log`` writes; return it.
+
+    Raises :class:`RunRecordError` naming the first problem found.
+    """
+    if not isinstance(record, dict):
+        raise RunRecordError(f"{source}: a run record must be a JSON object, got {_kind(record)}")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise RunRecordError(
+            f"{source}: missing key{'s' if len(missing) > 1 else ''} {', '.join(repr(k) for k in missing)} "
+            "(is this a file written by `chainrule train --log`?)"
+        )
+    if not isinstance(record["config"], dict):
+        raise RunRecordError(f"{source}: 'config' must be an object, got {_kind(record['config'])}")
+    if not isinstance(record["chainrule_version"], str):
+        raise RunRecordError(f"{source}: 'chainrule_version' must be a string")
+    history_from_dict(record["history"], source=source)
+    if record["evaluation"] is not None:
+        _check_evaluation(record["evaluation"], source)
+    if record["gradient_flow"] is not None:
+        from chainrule.train.flow import GradientFlow
+
+        try:
+            GradientFlow.from_dict(record["gradient_flow"])
+        except DataError as exc:
+            raise RunRecordError(f"{source}: {exc}") from None
+    return record
+
+
+def history_from_dict(d: Any, source: str = "run record") -> History:
+    """Rebuild a :class:`~chainrule.train.loop.History` from its ``to_dict()`` (validated)."""
+    if not isinstance(d, dict):
+        raise RunRecordError(f"{source}: 'history' must be an object, got {_kind(d)}")
+    epochs = d.get("epochs")
+    if not isinstance(epochs, list):
+        raise RunRecordError(f"{source}: 'history.epochs' must be a list of per-epoch records")
+    for i, e in enumerate(epochs):
+        if not isinstance(e, dict):
+            raise RunRecordError(f"{source}: history.epochs[{i}] must be an object, got {_kind(e)}")
+        if "loss" not in e:
+            raise RunRecordError(f"{source}: history.epochs[{i}] has no 'loss'")
+        for key, value in e.items():
+            if not _is_number(value) and value is not None:
+                raise RunRecordError(f"{source}: history.epochs[{i}].{key} must be a number, got {value!r}")
+    best = d.get("best_epoch")
+    if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
+        raise RunRecordError(f"{source}: 'history.best_epoch' must be an integer or null")
+    return History(
+        epochs=[{k: (math.nan if v is None else float(v)) for k, v in e.items()} for e in epochs],
+        stopped_early=bool(d.get("stopped_early", False)),
+        best_epoch=best,
+        runner=str(d.get("runner", "")),
+    )
+
+
+def _check_evaluation(ev: Any, source: str) -> None:
+    if not isinstance(ev, dict):
+        raise RunRecordError(f"{source}: 'evaluation' must be an object or null, got {_kind(ev)}")
+    for key in ("loss", "accuracy", "confusion"):
+        if key not in ev:
+            raise RunRecordError(f"{source}: 'evaluation' has no '{key}'")
+    for key in ("loss", "accuracy"):
+        if not _is_number(ev[key]) and ev[key] is not None:
+            raise RunRecordError(f"{source}: evaluation.{key} must be a number, got {ev[key]!r}")
+    c = ev["confusion"]
+    if not (isinstance(c, list) and c and all(isinstance(r, list) and len(r) == len(c) for r in c)):
+        raise RunRecordError(f"{source}: evaluation.confusion must be a square list of lists")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for r in c for v in r):
+        raise RunRecordError(f"{source}: evaluation.confusion must hold non-negative integer counts")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _kind(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(v), type(v).__name__
+    )
+
+
+# -- rendering --------------------------------------------------------------------------------------
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 60rem;
+       padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+.sub { color: #666; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.8rem; margin: 1rem 0; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5rem 0.9rem; min-width: 8rem; }
+.card .v { font-size: 1.3rem; font-weight: 600; }
+.card .k { color: #666; font-size: 0.85rem; }
+table { border-collapse: collapse; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #eee; padding: 0.2rem 0.8rem 0.2rem 0; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9rem; }
+.warn { color: #a00; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+"""
+
+
+def render_report(record: dict[str, Any], title: str | None = None) -> str:
+    """The HTML text of the report for a validated run record (see :func:`write_report`)."""
+    from chainrule.report.plots import confusion_png, flow_png, history_png
+
+    record = validate_record(record)
+    cfg = record["config"]
+    history = history_from_dict(record["history"])
+    ev = record["evaluation"]
+    flow = record["gradient_flow"]
+    e = html.escape
+    title = title or "chainrule training run"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title>",
+        f"<style>{_STYLE}</style>",
+        "</head><body>",
+        f"<h1>{e(title)}</h1>",
+        f'<p class="sub">{e(_describe(cfg))} — chainrule {e(record["chainrule_version"])}</p>',
+        _cards(history, ev),
+    ]
+    parts.append("<h2>Training curves</h2>")
+    if history.epochs:
+        parts.append(_img(history_png(history), "Loss and accuracy per epoch", "training curves"))
+        parts.append(_epoch_table(history))
+    else:
+        parts.append("<p>No epochs were recorded.</p>")
+    if flow is not None:
+        from chainrule.train.flow import GradientFlow
+
+        gf = GradientFlow.from_dict(flow)
+        parts.append("<h2>Gradient flow</h2>")
+        if len(gf.steps):
+            parts.append(
+                _img(
+                    flow_png(gf),
+                    "Per-layer ‖δˡ‖ = ‖∂E/∂zˡ‖ on a fixed probe batch and the measured update ratio "
+                    f"‖ΔWˡ‖/‖Wˡ‖, every {gf.interval} steps (log colour scales; layer 1 is nearest the input).",
+                    "gradient-flow heatmap",
+                )
+            )
+            parts.append(_flow_table(gf))
+        else:
+            parts.append("<p>The gradient-flow record is empty.</p>")
+    if ev is not None:
+        parts.append("<h2>Test set</h2>")
+        parts.append(
+            _img(
+                confusion_png(ev["confusion"], _class_names(cfg, len(ev["confusion"]))),
+                "Confusion matrix: rows are the true classes, columns the predictions; colour is the "
+                "fraction of the row.",
+                "confusion matrix",
+            )
+        )
+    parts.append("<h2>Configuration</h2>")
+    parts.append(_config_table(cfg))
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(record: dict[str, Any], path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Write the self-contained HTML report of a run record (the dict ``chainrule train --log``
+    writes) to ``path``, atomically; returns the path. Raises :class:`RunRecordError` for a
+    malformed record and :class:`~chainrule.errors.MissingDependencyError` without matplotlib."""
+    text = render_report(record, title)
+    target = Path(path)
+    atomic_write_text(target, text)
+    return target
+
+
+def _img(png: bytes, caption: str, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _describe(cfg: dict[str, Any]) -> str:
+    bits = []
+    if isinstance(cfg.get("layers"), list):
+        bits.append("-".join(str(x) for x in cfg["layers"]))
+    for key in ("activation", "optimizer"):
+        if cfg.get(key) is not None:
+            bits.append(str(cfg[key]))
+    if cfg.get("lr") is not None:
+        bits.append(f"lr {cfg['lr']}")
+    if cfg.get("dataset") is not None:
+        bits.append(f"on {cfg['dataset']}")
+    return ", ".join(bits) or "training run"
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if not _is_number(v) or not math.isfinite(float(v)):
+        return "–"
+    return f"{100 * float(v):.2f}%" if pct else f"{float(v):.4f}"
+
+
+def _cards(history: History, ev: dict[str, Any] | None) -> str:
+    cards = []
+    if ev is not None:
+        cards.append(("test accuracy", _fmt(ev["accuracy"], pct=True)))
+        cards.append(("test loss", _fmt(ev["loss"])))
+    if history.epochs:
+        last = history.epochs[-1]
+        cards.append(("final training loss", _fmt(last.get("loss"))))
+        if "val_accuracy" in last:
+            cards.append(("final validation accuracy", _fmt(last.get("val_accuracy"), pct=True)))
+    cards.append(("epochs", str(len(history.epochs)) + (" (stopped early)" if history.stopped_early else "")))
+    if history.runner:
+        cards.append(("runner", history.runner))
+    inner = "".join(
+        f'<div class="card"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}</div></div>'
+        for k, v in cards
+    )
+    return f'<div class="cards">{inner}</div>'
+
+
+def _epoch_table(history: History) -> str:
+    keys = [k for k in ("loss", "accuracy", "val_loss", "val_accuracy", "seconds") if k in history.epochs[0]]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["epoch", *keys])
+    rows = []
+    for i, ep in enumerate(history.epochs, start=1):
+        cells = [f'<td class="n">{int(ep.get("epoch", i)) if _is_number(ep.get("epoch")) else i}</td>']
+        for k in keys:
+            v = ep.get(k)
+            text = _fmt(v, pct="accuracy" in k) if k != "seconds" else (f"{v:.2f}" if _is_number(v) else "–")
+            cells.append(f'<td class="n">{text}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _flow_table(gf: Any) -> str:
+    d = gf.series("delta_norm")
+    u = gf.series("update_ratio")
+    rows = []
+    for j, name in enumerate(gf.layers):
+        finite_u = [v for v in u[:, j] if math.isfinite(v)]
+        med_u = sorted(finite_u)[len(finite_u) // 2] if finite_u else math.nan
+        rows.append(
+            f"<tr><td>{html.escape(name)}</td><td class='n'>{d[0, j]:.3g}</td>"
+            f"<td class='n'>{d[-1, j]:.3g}</td><td class='n'>{med_u:.3g}</td></tr>"
+        )
+    table = (
+        "<table><tr><th>layer</th><th>‖δ‖ at step 0</th>"
+        f"<th>‖δ‖ at step {int(gf.steps[-1])}</th><th>median ‖ΔW‖/‖W‖</th></tr>{''.join(rows)}</table>"
+    )
+    if gf.warnings:
+        items = "".join(f"<li>{html.escape(str(w.get('message', w)))}</li>" for w in gf.warnings[:50])
+        more = f"<li>… and {len(gf.warnings) - 50} more</li>" if len(gf.warnings) > 50 else ""
+        table += f'<p class="warn">Warnings ({len(gf.warnings)}):</p><ul class="warn">{items}{more}</ul>'
+    else:
+        table += "<p>No layer's gradient vanished, exploded or became NaN.</p>"
+    return table
+
+
+def _class_names(cfg: dict[str, Any], k: int) -> list[str] | None:
+    names = cfg.get("class_names")
+    return [str(n) for n in names] if isinstance(names, list) and len(names) == k else None
+
+
+def _config_table(cfg: dict[str, Any]) -> str:
+    rows = []
+    for k in sorted(cfg):
+        v = cfg[k]
+        text = v if isinstance(v, str) else json.dumps(v, default=str)
+        rows.append(f"<tr><td><code>{html.escape(str(k))}</code></td><td>{html.escape(text)}</td></tr>")
+    return f"<table>{''.join(rows)}</table>"

@@ -1,0 +1,1 @@
+"""Training: the fit/evaluate loop, the three-stage step, callbacks and metrics."""
