@@ -41,7 +41,7 @@ from chainrule.inspect.gradcheck import (
     relative_error,
 )
 from chainrule.inspect.trace import FPRIME_FORMULA, FPRIME_LATEX, LayerTrace, ParamUpdate, trace
-from chainrule.nn.losses import targets_like
+from chainrule.nn.functional import targets_like
 from chainrule.nn.model import Sequential
 from chainrule.optim import SGD
 

@@ -21,29 +21,9 @@ from typing import Any, ClassVar
 
 from chainrule.backend import namespace
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.nn.layers.activations import sigmoid, softmax
+from chainrule.nn.functional import sigmoid, softmax, targets_like
 
 __all__ = ["LOSSES", "Loss", "SigmoidBinaryCrossEntropy", "SoftmaxCrossEntropy", "SquaredError", "get_loss"]
-
-
-def targets_like(out: Any, y: Any) -> Any:
-    """Targets as an ``(N, K)`` array of ``out``'s dtype: class indices become one-hot rows."""
-    xp = namespace(out, y)
-    n, k = out.shape
-    if y.shape[0] != n:
-        raise ShapeError(f"{y.shape[0]} targets for {n} outputs")
-    if y.ndim == 1:
-        if k == 1:  # one output unit: the label itself is the target (binary case)
-            return xp.reshape(xp.astype(y, out.dtype), (n, 1))
-        classes = xp.arange(k, device=getattr(out, "device", None)) if _not_numpy(out) else xp.arange(k)
-        return xp.astype(y[:, None] == classes, out.dtype)
-    if tuple(y.shape) != (n, k):
-        raise ShapeError(f"targets have shape {tuple(y.shape)}, outputs {tuple(out.shape)}")
-    return xp.astype(y, out.dtype)
-
-
-def _not_numpy(x: Any) -> bool:
-    return type(x).__module__.split(".")[0] != "numpy"
 
 
 class Loss:

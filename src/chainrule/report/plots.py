@@ -548,7 +548,7 @@ def _vanishing_ratios(result: Any) -> bytes:
 
 
 def _sigmoid_bound(result: Any) -> bytes:
-    from chainrule.nn.layers.activations import sigmoid
+    from chainrule.nn.functional import sigmoid
 
     fig = _figure(9.0, 3.6)
     ax_s, ax_b = fig.subplots(1, 2)

@@ -166,7 +166,7 @@ def _dense_case(seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray,
 
 # -- seed 000 -----------------------------------------------------------------------------------
 def _seed000() -> tuple[list[SeedCheck], list[Slip]]:
-    from chainrule.nn.layers.activations import softmax
+    from chainrule.nn.functional import softmax
     from chainrule.optim import SGD
 
     r = _rng(0)
@@ -388,7 +388,7 @@ def _seed001() -> tuple[list[SeedCheck], list[Slip]]:
 # -- seed 002 -----------------------------------------------------------------------------------
 def _seed002() -> tuple[list[SeedCheck], list[Slip]]:
     from chainrule.nn.layers import Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
-    from chainrule.nn.layers.activations import sigmoid, softplus
+    from chainrule.nn.functional import sigmoid, softplus
     from chainrule.studies.example import T, X, build_network, run_example
 
     layer, Z, out, dZ, G = _dense_case(0)
@@ -683,7 +683,7 @@ def post003_hidden_rule(net: Any, x: np.ndarray, y: np.ndarray) -> list[np.ndarr
 
 def _seed003() -> tuple[list[SeedCheck], list[Slip]]:
     from chainrule.nn.layers import Dense
-    from chainrule.nn.layers.activations import sigmoid
+    from chainrule.nn.functional import sigmoid
     from chainrule.nn.losses import SigmoidBinaryCrossEntropy
 
     # the post's own numbers: X = [[1, 2], [3, 4]] (two samples), W^1 = [[1], [3]], b = 2

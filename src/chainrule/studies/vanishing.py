@@ -37,7 +37,7 @@ import numpy as np
 from chainrule.errors import ConfigError
 from chainrule.nn.builders import mlp
 from chainrule.nn.layers import Dense, Sigmoid
-from chainrule.nn.layers.activations import sigmoid
+from chainrule.nn.functional import sigmoid
 from chainrule.train.flow import GradientFlow
 from chainrule.train.loop import TrainingDiverged, evaluate, fit
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.backend import namespace, to_numpy
+from chainrule.nn.functional import count_correct
 from chainrule.errors import ChainruleError, ConfigError, DataError, ShapeError
 from chainrule.nn.model import Sequential
 from chainrule.nn.regularizers import add_l2_grad, l2_penalty
@@ -160,15 +161,6 @@ class EpochRunner(Protocol):
         """Train one epoch over ``x[order]`` in batches; returns (mean data loss, running accuracy)
         without the L2 penalty, which :func:`fit` adds once at the end of the epoch."""
         ...
-
-
-def count_correct(out: Any, y: Any) -> Any:
-    """Number of rows whose predicted class equals the label (a 0-d array, not synced)."""
-    xp = namespace(out)
-    if y.ndim == 2:  # one-hot / real targets: compare argmaxes
-        y = xp.argmax(y, axis=1)
-    pred = xp.astype(out[:, 0] > 0, y.dtype) if out.shape[1] == 1 else xp.argmax(out, axis=1)
-    return xp.sum(xp.astype(pred == y, out.dtype))
 
 
 class PlainRunner:

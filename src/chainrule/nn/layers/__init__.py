@@ -9,9 +9,6 @@ from chainrule.nn.layers.activations import (
     Softmax,
     Softplus,
     Tanh,
-    sigmoid,
-    softmax,
-    softplus,
 )
 from chainrule.nn.layers.dense import Dense
 from chainrule.nn.layers.maxout import Maxout
@@ -27,7 +24,4 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
-    "sigmoid",
-    "softmax",
-    "softplus",
 ]

@@ -13,28 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.backend import namespace
+from chainrule.nn.functional import sigmoid, softmax, softplus
 from chainrule.nn.layer import Layer, register_layer
-
-
-def sigmoid(z: Any) -> Any:
-    """σ(z) = 1 / (1 + e^{-z}) without overflow: uses e^{-|z|} ≤ 1 on both branches."""
-    xp = namespace(z)
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def softplus(z: Any) -> Any:
-    """ζ(z) = log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}), stable for large |z|."""
-    xp = namespace(z)
-    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
-
-
-def softmax(z: Any) -> Any:
-    """Row-wise softmax ``e^{z_j - max z} / Σ_k e^{z_k - max z}`` (the shift changes nothing but
-    keeps every exponent ≤ 0)."""
-    xp = namespace(z)
-    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
-    return e / xp.sum(e, axis=-1, keepdims=True)
 
 
 class Activation(Layer):
