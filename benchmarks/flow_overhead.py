@@ -17,7 +17,7 @@ import sys
 import time
 
 import chainrule as cr
-from chainrule.io.data import load_mnist
+from chainrule.io import load_mnist
 from chainrule.train.flow import GradientFlow
 
 

@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from chainrule.io.data import MNIST_FILES, read_idx  # noqa: E402
+from chainrule.io import MNIST_FILES, read_idx  # noqa: E402
 
 SEED = 20240601
 TRAIN_PER_CLASS = 600

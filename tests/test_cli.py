@@ -44,7 +44,7 @@ def test_train_json_last_line(capsys, tmp_path: Path) -> None:
 def test_predict_from_csv(capsys, tmp_path: Path) -> None:
     model = tmp_path / "m.safetensors"
     assert main(["train", *SMALL, "--save", str(model)]) == 0
-    from chainrule.io.data import load_default
+    from chainrule.io import load_default
     from chainrule.io.serialize import load
 
     d = load_default()

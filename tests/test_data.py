@@ -1,4 +1,4 @@
-"""Tests for chainrule.io.data: IDX parsing, MNIST, the default subset, CSV/NumPy loaders, checks.
+"""Tests for chainrule.io: IDX parsing, MNIST, the default subset, CSV/NumPy loaders, checks.
 
 No network: downloads are tested against a local HTTP server on 127.0.0.1.
 """
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from chainrule.errors import ChainruleError, ConfigError, DataError, DataNotFoundError
-from chainrule.io.data import (
+from chainrule.io import (
     MNIST_FILES,
     Dataset,
     check_xy,
@@ -721,8 +721,10 @@ def test_check_xy_mismatched_lengths() -> None:
 
 
 def test_check_xy_shapes() -> None:
-    with pytest.raises(DataError, match=r"2-D.*\(2, 3, 4\)"):
-        check_xy(np.zeros((2, 3, 4)), np.zeros(2, int))
+    with pytest.raises(DataError, match=r"at least 2 dimensions.*got shape \(3,\)"):
+        check_xy(np.zeros(3), np.zeros(3, int))
+    with pytest.raises(DataError, match=r"at least 2 dimensions.*got shape \(\)"):
+        check_xy(np.float64(1.0), np.zeros(1, int))
     with pytest.raises(DataError, match=r"labels must be a 1-D array.*\(2, 1\)"):
         check_xy(np.zeros((2, 3)), np.zeros((2, 1), int))
     with pytest.raises(DataError, match="expected 4 features, got 3"):
@@ -795,6 +797,157 @@ def test_load_default() -> None:
     np.testing.assert_allclose(ds.x_test * 255, np.round(ds.x_test * 255), atol=1e-3)
     assert 0.1 < float(ds.x_train.mean()) < 0.2
     assert not np.array_equal(ds.x_train[0], ds.x_train[1])
+
+
+# --------------------------------------------------------------------------------------------
+# N-D features: images (N, C, H, W) and sequences (N, T, D), samples along the first axis
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_xy_accepts_images_and_sequences() -> None:
+    images = np.arange(5 * 1 * 4 * 4, dtype=np.uint8).reshape(5, 1, 4, 4)
+    xo, yo = check_xy(images, [0, 1, 2, 1, 0], n_classes=3, n_features=16, dtype=np.float32)
+    assert xo.shape == (5, 1, 4, 4) and xo.dtype == np.float32
+    np.testing.assert_array_equal(xo, images)
+    assert yo.tolist() == [0, 1, 2, 1, 0]
+    seq = np.random.default_rng(0).normal(size=(6, 7, 3))
+    xs, _ = check_xy(seq, np.zeros(6, int), sample_shape=(7, 3))
+    assert xs.shape == (6, 7, 3) and xs.dtype == np.float64
+    np.testing.assert_array_equal(xs, seq)
+    gray = np.ones((2, 28, 28), np.float32)  # (N, H, W) without a channel axis
+    assert check_xy(gray, [0, 1])[0].shape == (2, 28, 28)
+
+
+def test_check_xy_validates_nd_input() -> None:
+    x = np.zeros((4, 3, 2, 2))
+    x[2, 1, 0, 1] = np.inf
+    x[3, 0, 0, 0] = np.nan
+    with pytest.raises(DataError, match=r"^imgs: 2 non-finite .*first in row 2 at position \(1, 0, 1\)"):
+        check_xy(x, np.zeros(4, int), where="imgs")
+    with pytest.raises(DataError, match="empty: samples have no features"):
+        check_xy(np.zeros((3, 2, 0)), np.zeros(3, int))
+    with pytest.raises(DataError, match="empty: no samples"):
+        check_xy(np.zeros((0, 1, 4, 4)), np.zeros(0, int))
+    with pytest.raises(DataError, match="mismatched lengths: 5 samples in x but 4 labels"):
+        check_xy(np.zeros((5, 7, 3)), np.zeros(4, int))
+    with pytest.raises(DataError, match=r"label 3 at index 1 is out of range \(allowed range 0\.\.2"):
+        check_xy(np.zeros((2, 1, 4, 4)), np.array([0, 3]), n_classes=3)
+    with pytest.raises(DataError, match=r"label 0\.5 at index 0 is not a whole number"):
+        check_xy(np.zeros((2, 7, 3)), np.array([0.5, 1.0]))
+    with pytest.raises(DataError, match="wrong dtype for features: bool"):
+        check_xy(np.ones((2, 1, 4, 4), bool), np.zeros(2, int))
+    with pytest.raises(DataError, match="expected 16 features, got 9"):
+        check_xy(np.zeros((2, 1, 3, 3)), np.zeros(2, int), n_features=16)
+    with pytest.raises(DataError, match=r"expected samples of shape \(1, 4, 4\), got \(1, 2, 8\)"):
+        check_xy(np.zeros((2, 1, 2, 8)), np.zeros(2, int), sample_shape=(1, 4, 4))
+
+
+def test_dataset_with_image_samples() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.random((10, 1, 4, 4)).astype(np.float32)
+    y = np.arange(10) % 2
+    x[:, 0, 0, 0] = np.arange(10)  # tag each sample with its index
+    ds = Dataset(x, y, x[:3], y[:3], "imgs", 2)
+    assert ds.sample_shape == (1, 4, 4) and ds.n_features == 16
+    assert "16 features (samples of shape (1, 4, 4))" in ds.summary()
+    (xt, yt), (xv, yv) = ds.split_validation(0.3, seed=1)
+    assert xt.shape == (7, 1, 4, 4) and xv.shape == (3, 1, 4, 4)
+    np.testing.assert_array_equal(yv, xv[:, 0, 0, 0].astype(int) % 2)  # samples stay with labels
+    np.testing.assert_array_equal(yt, xt[:, 0, 0, 0].astype(int) % 2)
+    (_, _), (xv0, _) = ds.split_validation(0.0)
+    assert xv0.shape == (0, 1, 4, 4)
+    with pytest.raises(
+        DataError, match=r"train samples have shape \(1, 4, 4\) but test samples have shape \(16,\)"
+    ):
+        Dataset(x, y, x[:3].reshape(3, 16), y[:3], "bad", 2)
+    with pytest.raises(DataError, match="at least 2 dimensions"):
+        Dataset(np.zeros(4), np.zeros(4), np.zeros((1, 2)), np.zeros(1), "bad", 2)
+
+
+def test_npz_image_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    arrs = {
+        "x_train": rng.integers(0, 256, (12, 1, 4, 4)).astype(np.uint8),
+        "y_train": np.arange(12) % 3,
+        "x_test": rng.integers(0, 256, (5, 1, 4, 4)).astype(np.uint8),
+        "y_test": np.array([2, 0, 1, 1, 0]),
+    }
+    np.savez_compressed(tmp_path / "imgs.npz", **arrs)
+    ds = load_arrays(tmp_path / "imgs.npz", flatten=False)
+    assert ds.x_train.shape == (12, 1, 4, 4) and ds.x_test.shape == (5, 1, 4, 4)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert ds.sample_shape == (1, 4, 4) and ds.n_features == 16 and ds.n_classes == 3
+    np.testing.assert_array_equal(ds.x_train, arrs["x_train"])  # values as stored, no scaling
+    np.testing.assert_array_equal(ds.x_test, arrs["x_test"])
+    np.testing.assert_array_equal(ds.y_test, arrs["y_test"])
+    flat = load_arrays(tmp_path / "imgs.npz")  # the default flattens each sample to a row
+    assert flat.x_train.shape == (12, 16)
+    np.testing.assert_array_equal(flat.x_train, arrs["x_train"].reshape(12, 16))
+    same = load_data(str(tmp_path / "imgs.npz"), flatten=False)
+    np.testing.assert_array_equal(same.x_test, ds.x_test)
+
+
+def test_npz_sequences_split_keeps_shape(tmp_path: Path) -> None:
+    n, t, d = 20, 6, 3
+    x = np.random.default_rng(2).normal(size=(n, t, d))
+    x[:, 0, 0] = np.arange(n)  # tag each sequence with its index
+    y = np.arange(n) % 4
+    np.savez(tmp_path / "seq.npz", x=x, y=y)
+    ds = load_arrays(tmp_path / "seq.npz", test_fraction=0.25, seed=4, flatten=False)
+    assert ds.x_train.shape == (15, t, d) and ds.x_test.shape == (5, t, d)
+    assert ds.sample_shape == (t, d) and ds.n_features == t * d
+    xs = np.concatenate([ds.x_train, ds.x_test])
+    ys = np.concatenate([ds.y_train, ds.y_test])
+    idx = xs[:, 0, 0].astype(int)
+    assert sorted(idx.tolist()) == list(range(n))  # a partition of the samples
+    np.testing.assert_allclose(xs, x[idx].astype(np.float32))
+    np.testing.assert_array_equal(ys, y[idx])
+
+
+def test_npz_nd_validation_errors(tmp_path: Path) -> None:
+    good = np.zeros((4, 1, 4, 4))
+    labels = np.array([0, 1, 0, 1])
+    np.savez(
+        tmp_path / "shape.npz", x_train=good, y_train=labels, x_test=np.zeros((2, 1, 2, 8)), y_test=labels[:2]
+    )
+    with pytest.raises(DataError, match=r"\(test\): expected samples of shape \(1, 4, 4\), got \(1, 2, 8\)"):
+        load_arrays(tmp_path / "shape.npz", flatten=False)
+    np.savez(
+        tmp_path / "size.npz", x_train=good, y_train=labels, x_test=np.zeros((2, 1, 3, 3)), y_test=labels[:2]
+    )
+    with pytest.raises(DataError, match="expected 16 features, got 9"):
+        load_arrays(tmp_path / "size.npz", flatten=False)
+    bad = good.copy()
+    bad[1, 0, 3, 2] = np.nan
+    np.savez(tmp_path / "nan.npz", x=bad, y=labels)
+    with pytest.raises(DataError, match=r"nan\.npz: 1 non-finite .*row 1 at position \(0, 3, 2\)"):
+        load_arrays(tmp_path / "nan.npz", flatten=False)
+    np.savez(tmp_path / "frac.npz", x=good, y=np.array([0, 1.5, 0, 1]))
+    with pytest.raises(DataError, match=r"frac\.npz: label 1\.5 at index 1 is not a whole number"):
+        load_arrays(tmp_path / "frac.npz", flatten=False)
+    np.savez(tmp_path / "len.npz", x=good, y=labels[:3])
+    with pytest.raises(DataError, match="mismatched lengths: 4 samples in x but 3 labels"):
+        load_arrays(tmp_path / "len.npz", flatten=False)
+
+
+def test_load_mnist_as_images(tmp_path: Path) -> None:
+    arrays = make_mnist(tmp_path / "m")
+    ds = load_mnist(tmp_path / "m", flatten=False)
+    assert ds.x_train.shape == (20, 1, 28, 28) and ds.x_test.shape == (10, 1, 28, 28)
+    assert ds.x_train.dtype == np.float32 and ds.sample_shape == (1, 28, 28) and ds.n_features == 784
+    np.testing.assert_allclose(ds.x_test[:, 0], arrays["test_images"] / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(ds.y_train, arrays["train_labels"])
+    flat = load_mnist(tmp_path / "m")
+    np.testing.assert_array_equal(flat.x_train, ds.x_train.reshape(20, 784))
+    assert load_data("mnist", tmp_path / "m", flatten=False).x_train.shape == (20, 1, 28, 28)
+
+
+def test_load_default_as_images() -> None:
+    ds = load_default(flatten=False)
+    assert ds.x_train.shape == (6000, 1, 28, 28) and ds.x_test.shape == (1000, 1, 28, 28)
+    flat = load_default()
+    np.testing.assert_array_equal(ds.x_test.reshape(1000, 784), flat.x_test)
+    np.testing.assert_array_equal(ds.y_train, flat.y_train)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 
 from chainrule import mlp
 from chainrule.errors import ConfigError, DataError
-from chainrule.io.data import load_default
+from chainrule.io import load_default
 from chainrule.nn.layers import Dense
 from chainrule.train.flow import METRICS, GradientFlow, GradientFlowWarning, flow_layers
 from chainrule.train.loop import Callback, fit

@@ -23,7 +23,7 @@ import pytest
 from chainrule import mlp
 from chainrule.accel.fast import Block, make_fast_runner
 from chainrule.backend import get_backend, numpy_backend, to_numpy
-from chainrule.io.data import load_default
+from chainrule.io import load_default
 from chainrule.optim import get_optimizer
 from chainrule.train.loop import PlainRunner
 

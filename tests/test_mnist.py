@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from chainrule import mlp
-from chainrule.io.data import load_mnist
+from chainrule.io import load_mnist
 from chainrule.train.loop import evaluate, fit
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 from chainrule import __version__, mlp
 from chainrule.cli import main
 from chainrule.errors import DataError, MissingDependencyError
-from chainrule.io.data import load_default
+from chainrule.io import load_default
 from chainrule.report.html import RunRecordError, history_from_dict, load_run, render_report, write_report
 from chainrule.report.plots import confusion_png, plot_confusion, plot_flow, plot_history
 from chainrule.train.flow import GradientFlow

@@ -9,7 +9,7 @@ import pytest
 
 from chainrule import mlp
 from chainrule.errors import ConfigError, DataError, ShapeError
-from chainrule.io.data import load_default
+from chainrule.io import load_default
 from chainrule.train.loop import Callback, TrainingDiverged, evaluate, fit
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from chainrule import mlp
 from chainrule.cli import main
-from chainrule.io.data import load_default
+from chainrule.io import load_default
 from chainrule.nn.layers import Sigmoid
 from chainrule.studies.vanishing import StudyConfig, run_study, sigmoid_bound, sigmoid_prime_max
 

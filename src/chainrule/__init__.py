@@ -73,7 +73,7 @@ def __getattr__(name: str):  # lazy: keep `import chainrule` light
 
         return getattr(serialize, name)
     if name in ("load_data", "load_mnist", "load_default", "Dataset"):
-        from chainrule.io import data
+        from chainrule import io as data
 
         return getattr(data, name)
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

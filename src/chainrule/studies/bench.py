@@ -77,7 +77,7 @@ class BenchConfig:
 
 
 def _load(cfg: BenchConfig) -> Any:
-    from chainrule.io.data import load_data
+    from chainrule.io import load_data
 
     data = load_data(cfg.data, cfg.data_dir)
     if cfg.layers[0] != data.n_features:

@@ -318,7 +318,7 @@ def run_study(
     if steps < 1 or batch_size < 1 or width < 1 or min(depths) < 2:
         raise ConfigError("the study needs steps, batch_size, width >= 1 and at least 2 hidden layers")
     if data is None:
-        from chainrule.io.data import load_default
+        from chainrule.io import load_default
 
         data = load_default()
     cfgs = list(configs) if configs is not None else default_configs(depths, width)

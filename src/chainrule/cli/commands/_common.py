@@ -97,7 +97,7 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 
 def load_dataset(args: argparse.Namespace) -> Any:
-    from chainrule.io.data import load_data
+    from chainrule.io import load_data
 
     bars = DownloadBars(enabled=not getattr(args, "quiet", False))
     try:

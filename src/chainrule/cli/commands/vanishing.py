@@ -46,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chainrule._io import atomic_write_text
-    from chainrule.io.data import load_data
+    from chainrule.io import load_data
     from chainrule.studies.vanishing import run_study
 
     out = Path(args.out)
