@@ -24,25 +24,15 @@ from chainrule.errors import BackendError, MissingDependencyError  # noqa: E402
 from chainrule.nn.layer import LAYERS  # noqa: E402
 from chainrule.nn.losses import LOSSES  # noqa: E402
 from chainrule.optim import get_optimizer  # noqa: E402
-from chainrule.train.loop import PlainRunner, fit  # noqa: E402
+from chainrule.train import PlainRunner, fit  # noqa: E402
 
 TORCH_CPU = get_backend("torch", "cpu")
 
-#: how to build a registered layer that needs arguments: kind -> (factory, input width)
-LAYER_FACTORIES = {
-    "dense": (lambda: LAYERS["dense"](5, 4, rng=0, dtype=np.float64), 5),
-    "maxout": (lambda: LAYERS["maxout"](5, 4, 3, rng=0, dtype=np.float64), 5),
-}
-
 
 def _layer(kind: str):
-    if kind in LAYER_FACTORIES:
-        factory, d = LAYER_FACTORIES[kind]
-        return factory(), d
-    try:
-        return LAYERS[kind](), 6
-    except TypeError as exc:  # pragma: no cover - only when a new layer is registered
-        pytest.fail(f"layer {kind!r} needs arguments: add it to LAYER_FACTORIES ({exc})")
+    """The registered class's own example (the same weights every call)."""
+    layer, shape = LAYERS[kind].example(np.random.default_rng(0), np.float64)
+    return layer, shape[0]
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
@@ -52,13 +42,13 @@ def test_every_layer_gives_the_same_forward_and_backward_on_numpy_and_torch(kind
     other, _ = _layer(kind)
     other.to(TORCH_CPU, "float64")
     x = rng.standard_normal((7, d))
-    y_np = ref.forward(x)
-    y_t = other.forward(TORCH_CPU.asarray(x))
+    y_np, ctx_np = ref.forward(x)
+    y_t, ctx_t = other.forward(TORCH_CPU.asarray(x))
     assert isinstance(y_t, torch.Tensor) and y_t.dtype == torch.float64
     np.testing.assert_allclose(to_numpy(y_t), y_np, rtol=1e-12, atol=1e-12)
     dy = rng.standard_normal(y_np.shape)
-    dx_np = ref.backward(dy)
-    dx_t = other.backward(TORCH_CPU.asarray(dy))
+    dx_np = ref.backward(dy, ctx_np)
+    dx_t = other.backward(TORCH_CPU.asarray(dy), ctx_t)
     np.testing.assert_allclose(to_numpy(dx_t), dx_np, rtol=1e-12, atol=1e-12)
     for p, q in zip(ref.params, other.params, strict=True):
         assert isinstance(q.grad, torch.Tensor)
@@ -73,10 +63,10 @@ def test_every_loss_gives_the_same_cost_and_delta_on_numpy_and_torch(name: str) 
         out = 1 / (1 + np.exp(-out))  # squared error usually sees sigmoid outputs
     y = rng.integers(0, 4, 9)
     ref, other = LOSSES[name](), LOSSES[name]()
-    cost = ref.forward(out, y)
-    cost_t = other.forward(TORCH_CPU.asarray(out), TORCH_CPU.asarray(y))
+    cost, ctx = ref.forward(out, y)
+    cost_t, ctx_t = other.forward(TORCH_CPU.asarray(out), TORCH_CPU.asarray(y))
     assert float(cost_t) == pytest.approx(float(cost), rel=1e-12)
-    np.testing.assert_allclose(to_numpy(other.backward()), ref.backward(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_numpy(other.backward(ctx_t)), ref.backward(ctx), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu"])

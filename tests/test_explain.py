@@ -168,7 +168,7 @@ def test_a_wrong_gradient_is_caught_by_the_explanation():
     x, y = _data([3, 3, 2], "squared", n=2)
     sig = net.layers[1]
     orig = sig.backward
-    sig.backward = lambda dy, need_dx=True: orig(dy, need_dx=need_dx) * 1.5  # type: ignore[method-assign]
+    sig.backward = lambda dy, ctx, need_dx=True: orig(dy, ctx, need_dx=need_dx) * 1.5  # type: ignore[method-assign]
     ex = explain(net, x, y, lr=0.1)
     assert not ex.ok
     assert not ex.checks[1]["delta"].ok and ex.checks[2]["delta"].ok

@@ -24,7 +24,7 @@ from chainrule.nn.layers import Dense, LeakyReLU, Softmax
 from chainrule.nn.model import Sequential
 from chainrule.nn.regularizers import l2_penalty
 from chainrule.optim import Optimizer, get_optimizer
-from chainrule.train.loop import PlainRunner, fit
+from chainrule.train import PlainRunner, fit
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "identity"]
 LOSSES = ["softmax-ce", "bce", "squared"]

@@ -15,7 +15,7 @@ from chainrule.errors import ConfigError, DataError
 from chainrule.io import load_default
 from chainrule.nn.layers import Dense
 from chainrule.train.flow import METRICS, GradientFlow, GradientFlowWarning, flow_layers
-from chainrule.train.loop import Callback, fit
+from chainrule.train import Callback, fit
 
 
 def _data(n: int = 32, d: int = 12, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

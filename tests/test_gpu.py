@@ -25,7 +25,7 @@ from chainrule.accel.fast import Block, make_fast_runner
 from chainrule.backend import get_backend, numpy_backend, to_numpy
 from chainrule.io import load_default
 from chainrule.optim import get_optimizer
-from chainrule.train.loop import PlainRunner
+from chainrule.train import PlainRunner
 
 pytestmark = pytest.mark.gpu
 

@@ -10,7 +10,7 @@ import pytest
 
 from chainrule import mlp
 from chainrule.io import load_mnist
-from chainrule.train.loop import evaluate, fit
+from chainrule.train import evaluate, fit
 
 pytestmark = pytest.mark.slow
 

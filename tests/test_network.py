@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from chainrule import gradcheck, mlp
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.nn.builders import HIDDEN_ACTIVATIONS
+from chainrule.nn.builders import hidden_activations
 from chainrule.nn.layers import Dense, Maxout
 from chainrule.optim import OPTIMIZERS, get_optimizer
 
@@ -52,7 +52,7 @@ def torch_cost(loss: str, out: torch.Tensor, y: np.ndarray, k: int) -> torch.Ten
     return F.binary_cross_entropy_with_logits(out, t, reduction="sum") / out.shape[0]
 
 
-@pytest.mark.parametrize("activation", HIDDEN_ACTIVATIONS)
+@pytest.mark.parametrize("activation", hidden_activations())
 @pytest.mark.parametrize("loss", ["squared", "softmax-ce", "bce"])
 def test_network_matches_torch_autograd(activation: str, loss: str) -> None:
     lam = 0.03
@@ -85,7 +85,7 @@ def near_kink(net, x: np.ndarray, margin: float = 2e-3) -> bool:
             )
             if np.min(z[..., -1] - z[..., -2]) < margin:
                 return True
-        h = layer.forward(h)
+        h, _ = layer.forward(h)
     return False
 
 
@@ -94,7 +94,7 @@ def near_kink(net, x: np.ndarray, margin: float = 2e-3) -> bool:
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
     d_in=st.integers(1, 5),
     k=st.integers(2, 4),
-    activation=st.sampled_from(HIDDEN_ACTIVATIONS),
+    activation=st.sampled_from(hidden_activations()),
     loss=st.sampled_from(["squared", "softmax-ce", "bce"]),
     batch=st.integers(1, 5),
     l2=st.sampled_from([0.0, 0.1]),
@@ -182,7 +182,7 @@ def test_bad_architectures_and_inputs() -> None:
     net = mlp([5, 2], "relu")
     with pytest.raises(ShapeError, match="5"):
         net.forward(np.zeros((3, 4), np.float32))
-    with pytest.raises(ShapeError, match="2-D"):
+    with pytest.raises(ShapeError, match="batch"):
         net.forward(np.zeros(5, np.float32))
 
 

@@ -10,7 +10,7 @@ import pytest
 from chainrule import mlp
 from chainrule.errors import ConfigError, DataError, ShapeError
 from chainrule.io import load_default
-from chainrule.train.loop import Callback, TrainingDiverged, evaluate, fit
+from chainrule.train import Callback, TrainingDiverged, evaluate, fit
 
 
 def _blobs(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

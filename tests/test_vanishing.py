@@ -22,8 +22,8 @@ def test_sigmoid_prime_is_at_most_a_quarter_on_a_grid() -> None:
     """σ'(z) = σ(z)(1 − σ(z)) through the layer's own backward (dy = 1), on a fine grid."""
     z = np.linspace(-30.0, 30.0, 600_001)
     layer = Sigmoid()
-    layer.forward(z[None, :])
-    slope = layer.backward(np.ones((1, z.size)))[0]
+    _, ctx = layer.forward(z[None, :])
+    slope = layer.backward(np.ones((1, z.size)), ctx)[0]
     assert slope.max() <= 0.25
     assert z[np.argmax(slope)] == 0.0 and slope.max() == 0.25  # attained at z = 0 exactly
     assert np.all(slope[z > 5] < 0.0067) and np.all(slope[z < -5] < 0.0067)  # σ'(5) ≈ 0.00665

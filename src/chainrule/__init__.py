@@ -65,7 +65,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: keep `import chainrule` light
     if name in ("fit", "evaluate", "History"):
-        from chainrule.train import loop as train
+        from chainrule import train
 
         return getattr(train, name)
     if name in ("save", "load"):

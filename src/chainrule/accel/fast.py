@@ -572,7 +572,7 @@ class FastRunner:
         scratch = self._param_scratch()
         if update:
             state = self._opt_state()
-            opt.t += 1
+            opt.tick()
             ops.begin_step(opt)
         sgd = update and opt.name == "sgd"
         for i in range(len(blocks) - 1, -1, -1):

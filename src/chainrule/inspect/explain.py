@@ -40,7 +40,8 @@ from chainrule.inspect.gradcheck import (
     numeric_gradient,
     relative_error,
 )
-from chainrule.inspect.trace import FPRIME_FORMULA, FPRIME_LATEX, LayerTrace, ParamUpdate, trace
+from chainrule.inspect.trace import LayerTrace, ParamUpdate, trace
+from chainrule.nn.layer import LAYERS
 from chainrule.nn.functional import targets_like
 from chainrule.nn.model import Sequential
 from chainrule.optim import SGD
@@ -186,8 +187,8 @@ def _prepare(net: Sequential, x: Any, y: Any) -> tuple[np.ndarray, Any, np.ndarr
 def _tail_cost(net: Sequential, start: int, inp: np.ndarray, y: Any) -> float:
     out = inp
     for layer in net.layers[start:]:
-        out = layer.forward(out)
-    return float(net.loss.forward(out, y))
+        out, _ = layer.forward(out)
+    return float(net.loss.value(out, y))
 
 
 def _numeric(f: Any, arr: np.ndarray, h: float = EPS) -> np.ndarray:
@@ -720,7 +721,7 @@ def render_markdown(ex: Explanation, digits: int = 4) -> str:
                 )
         if lt.delta is not None:
             if lt.fprime is not None:
-                fp = FPRIME_LATEX.get(lt.activation, "f'(z)") % {"l": l}
+                fp = (LAYERS[lt.activation].derivative_latex if lt.activation in LAYERS else "f'(z)") % {"l": l}
                 md += _math(f"f'(z^{{{l}}}) = {fp} = {_tmat(lt.fprime)}")
                 grad_sym = "\\nabla_{a} E" if l == L else f"\\frac{{\\partial E}}{{\\partial a^{{{l}}}}}"
                 sub = f"= {_tmat(lt.dE_da)} \\odot {_tmat(lt.fprime)}" if _small(lt.dE_da) else ""
@@ -826,7 +827,7 @@ def to_json(ex: Explanation) -> dict[str, Any]:
                 "l": lt.l,
                 "dE_da": _arr(lt.dE_da),
                 "fprime": _arr(lt.fprime),
-                "fprime_formula": FPRIME_FORMULA.get(lt.activation),
+                "fprime_formula": LAYERS[lt.activation].derivative if lt.activation in LAYERS else None,
                 "delta": _arr(lt.delta),
                 "dW": _arr(lt.dW),
                 "db": _arr(lt.db),

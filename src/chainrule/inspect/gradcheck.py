@@ -19,7 +19,7 @@ float64; a wrong formula gives ~1e-1.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +27,21 @@ import numpy as np
 
 from chainrule.backend import numpy_backend, to_numpy
 from chainrule.errors import ConfigError
-from chainrule.nn.layer import Layer
+from chainrule.nn.builders import hidden_activations, mlp
+from chainrule.nn.layer import LAYERS, Layer
+from chainrule.nn.losses import LOSSES
 from chainrule.nn.model import Sequential
 from chainrule.nn.regularizers import l2_penalty
 
-__all__ = ["GradcheckResult", "gradcheck", "gradcheck_layer", "numeric_gradient", "relative_error"]
+__all__ = [
+    "GradcheckResult",
+    "check_network",
+    "check_registry",
+    "gradcheck",
+    "gradcheck_layer",
+    "numeric_gradient",
+    "relative_error",
+]
 
 TOLERANCE = 1e-7
 #: the dtype the numerical derivatives are evaluated in
@@ -129,13 +139,13 @@ def gradcheck(
     dx = None
     if check_input:
         net.zero_grad()
-        net.loss.forward(net.forward(x), y)
-        dx = net.backward(net.loss.backward(), need_dx=True)
+        _, ctx = net.loss.forward(net.forward(x), y)
+        dx = net.backward(net.loss.backward(ctx), need_dx=True)
     result = GradcheckResult(tolerance=tolerance)
     x_hi = x.astype(NUMERIC_DTYPE)  # perturbed in place by the input check
 
     def cost() -> Any:  # kept in NUMERIC_DTYPE: float() would round it back to float64
-        out = net.loss.forward(net.forward(x_hi), y)
+        out = net.loss.value(net.forward(x_hi), y)
         return out + l2_penalty(net.params, l2) if l2 else out
 
     net.to(numpy_backend, NUMERIC_DTYPE)
@@ -161,23 +171,22 @@ def gradcheck_layer(
 ) -> GradcheckResult:
     """Check one layer on its own, with the scalar ``E = Σ y ⊙ R`` for a fixed random ``R``.
 
-    Then ``∂E/∂y = R``; the layer's ``backward(R)`` must match central differences for its input
-    and every parameter.
+    Then ``∂E/∂y = R``; the layer's ``backward(R, ctx)`` must match central differences for its
+    input and every parameter.
     """
     x = np.array(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
     layer.to(numpy_backend, np.float64)
-    y = layer.forward(x)
+    y, ctx = layer.forward(x)
     r = rng.standard_normal(y.shape)
     for p in layer.params:
         p.zero_grad()
-    layer.forward(x)
-    dx = layer.backward(r.copy(), need_dx=True)
+    dx = layer.backward(r.copy(), ctx, need_dx=True)
     grads = [p.grad.copy() for p in layer.params]
     x_hi, r_hi = x.astype(NUMERIC_DTYPE), r.astype(NUMERIC_DTYPE)
 
     def energy() -> Any:
-        return np.sum(layer.forward(x_hi) * r_hi)
+        return np.sum(layer.forward(x_hi)[0] * r_hi)
 
     result = GradcheckResult(tolerance=tolerance)
     layer.to(numpy_backend, NUMERIC_DTYPE)
@@ -191,3 +200,36 @@ def gradcheck_layer(
         for p, g in zip(layer.params, grads, strict=True):
             p.grad[...] = g
     return result
+
+
+def check_network(net: Sequential, *, batch: int = 4, seed: int = 0, l2: float = 0.0) -> GradcheckResult:
+    """Gradient-check ``net`` (moved to float64 NumPy) on ``batch`` random inputs and labels,
+    input gradient included."""
+    rng = np.random.default_rng(seed)
+    net.to(numpy_backend, np.float64)
+    shape, k = net.input_shape, net.output_dim()
+    if shape is None or k is None:
+        raise ConfigError("gradcheck needs a network whose input shape is known")
+    x = rng.standard_normal((batch, *shape))
+    y = rng.integers(0, k, batch) if k > 1 else rng.integers(0, 2, batch)
+    return gradcheck(net, x, y, l2=l2, check_input=True, seed=seed)
+
+
+def check_registry(
+    sizes: Sequence[int] = (4, 5, 3), *, batch: int = 4, seed: int = 0, l2: float = 0.0
+) -> dict[str, GradcheckResult]:
+    """Everything the registry holds, checked in float64: every layer kind on its own
+    (``layer:<kind>``, from the class's :meth:`~chainrule.nn.layer.Layer.example`), and a network
+    ``sizes`` for every hidden activation × every loss (``<activation>/<loss>``, with L2 ``l2``)."""
+    results: dict[str, GradcheckResult] = {}
+    for kind, cls in sorted(LAYERS.items()):
+        rng = np.random.default_rng(seed)
+        layer, shape = cls.example(rng)
+        results[f"layer:{kind}"] = gradcheck_layer(
+            layer, rng.standard_normal((batch, *shape)) * 2.0, seed=seed
+        )
+    for act in hidden_activations():
+        for loss in LOSSES:
+            net = mlp(list(sizes), act, loss=loss, seed=seed, dtype=np.float64)
+            results[f"{act}/{loss}"] = check_network(net, batch=batch, seed=seed, l2=l2)
+    return results

@@ -35,41 +35,18 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.backend import namespace, to_numpy
+from chainrule.backend import to_numpy
 from chainrule.nn.layer import Layer
 from chainrule.nn.model import Sequential
 from chainrule.nn.params import Param
 
 __all__ = [
-    "ELEMENTWISE",
-    "FPRIME_FORMULA",
     "LayerTrace",
     "ParamUpdate",
     "StepRecord",
     "Tracer",
     "trace",
 ]
-
-#: activations whose Jacobian is diagonal, so ``∂E/∂z = ∂E/∂a ⊙ f'(z)`` with ``f'(z) = backward(1)``
-ELEMENTWISE = frozenset({"identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus"})
-
-#: f'(z) written the way the library computes it (from the output where that is cheaper)
-FPRIME_FORMULA = {
-    "identity": "1",
-    "sigmoid": "a ⊙ (1 − a)",
-    "tanh": "1 − a²",
-    "relu": "[z > 0]",
-    "leaky_relu": "[z > 0] + α [z ≤ 0]",
-    "softplus": "σ(z)",
-}
-FPRIME_LATEX = {
-    "identity": "1",
-    "sigmoid": "a^{%(l)s} \\odot (1 - a^{%(l)s})",
-    "tanh": "1 - (a^{%(l)s})^{2}",
-    "relu": "[z^{%(l)s} > 0]",
-    "leaky_relu": "[z^{%(l)s} > 0] + \\alpha [z^{%(l)s} \\le 0]",
-    "softplus": "\\sigma(z^{%(l)s})",
-}
 
 
 def _copy(a: Any) -> np.ndarray | None:
@@ -193,10 +170,10 @@ class Tracer:
             return
         rec.dy = _copy(dy)
         rec.dx = _copy(dx)
-        if rec.kind in ELEMENTWISE and not layer.params:
-            # f'(z) by the layer's own derivative: backward is linear in dy and the Jacobian is
-            # diagonal, so backward(1) is exactly f'(z) for the pass just run.
-            rec.fprime = _copy(layer.backward(namespace(dy).ones_like(dy)))
+        local = getattr(layer, "local_derivative", None)
+        if local is not None and index < len(self.net.tape) and self.net.tape[index].layer is layer:
+            # f'(z) by the layer's own derivative, for the context of the pass just run
+            rec.fprime = _copy(local(self.net.tape[index].ctx))
         self._grads_pending = True
 
     # -- after the pass -------------------------------------------------------------------
@@ -237,18 +214,12 @@ class Tracer:
 
     # -- seed-style grouping --------------------------------------------------------------
     def _groups(self) -> list[list[int]]:
-        groups: list[list[int]] = []
-        for i, layer in enumerate(self.net.layers):
-            if layer.params or not groups:
-                groups.append([i])
-            else:
-                groups[-1].append(i)
-        return groups
+        return [list(g.indices) for g in self.net.groups()]
 
     def _group_of(self, index: int) -> int | None:
-        for l, g in enumerate(self._groups(), start=1):
-            if index in g:
-                return l
+        for g in self.net.groups():
+            if index in g.indices:
+                return g.l
         return None
 
     def layers(self) -> list[LayerTrace]:

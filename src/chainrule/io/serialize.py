@@ -1,7 +1,7 @@
 """Save and load networks: architecture as JSON, weights as safetensors, no pickle anywhere.
 
-One ``.safetensors`` file holds both: the tensors ``"<layer index>.<param name>"`` (``"0.W"``,
-``"0.b"``, ...) and, in the header's string metadata, ``chainrule_format`` (the format version),
+One ``.safetensors`` file holds both: the tensors ``"<layer index>.<name>"`` (``"0.W"``,
+``"0.b"``, ..., each parameter once even when layers share it, and every buffer) and, in the header's string metadata, ``chainrule_format`` (the format version),
 ``architecture`` (the JSON of :meth:`Sequential.config`) and ``info`` (free JSON: class names,
 training configuration). Loading parses JSON and raw little-endian arrays only, so a hostile
 file can at worst fail to load: nothing in it is executed.
@@ -14,6 +14,7 @@ missing, unexpected, of the wrong shape or dtype, or holds NaN/Inf.
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Any
 
@@ -22,7 +23,10 @@ import numpy as np
 from chainrule._io import atomic_write_bytes
 from chainrule.backend import to_numpy
 from chainrule.errors import ChainruleError, MissingDependencyError, ModelFileError
+from chainrule.nn.builders import from_config
+from chainrule.nn.layer import LAYERS
 from chainrule.nn.model import Sequential
+from chainrule.nn.params import Param
 
 __all__ = ["FORMAT_VERSION", "load", "load_with_info", "save"]
 
@@ -34,7 +38,7 @@ _DTYPES = {"float32", "float64"}
 
 def _safetensors_numpy() -> Any:
     try:
-        import safetensors.numpy as stn
+        import safetensors.numpy as stn  # optional: the cli extra
     except ImportError as exc:
         raise MissingDependencyError("safetensors", "saving and loading models", "cli") from exc
     return stn
@@ -43,7 +47,8 @@ def _safetensors_numpy() -> Any:
 def save(net: Sequential, path: str | os.PathLike[str], info: dict[str, Any] | None = None) -> None:
     """Write ``net`` to ``path`` atomically (a temp file, then rename)."""
     stn = _safetensors_numpy()
-    tensors = {name: np.ascontiguousarray(to_numpy(p.value)) for name, p in net.named_params()}
+    state = [*net.named_params(), *net.named_buffers()]
+    tensors = {name: np.ascontiguousarray(to_numpy(p.value)) for name, p in state}
     metadata = {
         "chainrule_format": FORMAT_VERSION,
         "architecture": json.dumps(net.config()),
@@ -89,8 +94,6 @@ def _read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Sequential, dict[str, Any]]:
     """Load a network and the ``info`` saved with it. ``dtype`` casts the weights if given."""
-    from chainrule.nn.builders import from_config
-
     name = os.fspath(path)
     header = _read_header(name)
     meta = header.get("__metadata__") or {}
@@ -125,7 +128,7 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
         tensors = stn.load_file(name)
     except Exception as exc:
         raise ModelFileError(f"{name}: corrupt weights ({type(exc).__name__}: {exc})") from None
-    expected = dict(net.named_params())
+    expected: dict[str, Any] = {**dict(net.named_params()), **dict(net.named_buffers())}
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -143,23 +146,26 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
         if not np.all(np.isfinite(arr)):
             raise ModelFileError(f"{name}: tensor {key!r} contains NaN or Inf")
         p.value = np.array(arr, dtype=dtype or arr.dtype)
-        p.grad = np.zeros_like(p.value)
+        if isinstance(p, Param):
+            p.grad = np.zeros_like(p.value)
     return net, info if isinstance(info, dict) else {}
 
 
 def _declared_params(arch: Any) -> int:
-    """Parameters an architecture asks for, counted from the JSON before anything is allocated."""
+    """Entries an architecture asks for, from each layer class's ``state_shapes`` (computed from the
+    JSON, before anything is allocated). Unknown or malformed layers count 0: ``from_config``
+    reports them."""
     total = 0
     layers = arch.get("layers") if isinstance(arch, dict) else None
     for cfg in layers if isinstance(layers, list) else []:
-        if not isinstance(cfg, dict):
+        cls = LAYERS.get(cfg.get("type")) if isinstance(cfg, dict) else None
+        if cls is None:
             continue
         try:
-            d_in, d_out, k = (int(cfg.get(key, 1)) for key in ("in_features", "out_features", "k"))
-        except (TypeError, ValueError):
-            continue  # from_config reports the bad value
-        if "in_features" in cfg:
-            total += (abs(d_in) + 1) * abs(d_out) * max(abs(k), 1)
+            shapes = cls.state_shapes({k: v for k, v in cfg.items() if k != "type"})
+        except ChainruleError:
+            continue
+        total += sum(math.prod(abs(int(d)) for d in s) for s in shapes.values())
     return total
 
 

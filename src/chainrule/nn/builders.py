@@ -1,4 +1,4 @@
-"""Builders for the networks of the seeds: multilayer perceptrons."""
+"""Builders for the networks of the seeds: multilayer perceptrons, and networks from saved configs."""
 
 from __future__ import annotations
 
@@ -9,29 +9,31 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ConfigError
-from chainrule.nn.init import default_init
-from chainrule.nn.layer import Layer, layer_from_config
-from chainrule.nn.layers import ACTIVATIONS, Dense, LeakyReLU, Maxout
+from chainrule.nn.layer import LAYERS, Layer, activation_kinds, layer_from_config
+from chainrule.nn.layers import Dense, Maxout
 from chainrule.nn.losses import get_loss
 from chainrule.nn.model import Sequential
 
-__all__ = ["HIDDEN_ACTIVATIONS", "from_config", "mlp"]
-
-HIDDEN_ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "maxout")
+__all__ = ["from_config", "hidden_activations", "mlp", "output_activation_for"]
 
 
-def _activation(name: str) -> Layer:
-    if name == "leaky_relu":
-        return LeakyReLU()
-    return ACTIVATIONS[name]()
+def hidden_activations() -> list[str]:
+    """``--activation`` choices: every registered element-wise activation, and maxout."""
+    return [*activation_kinds(), "maxout"]
 
 
 def output_activation_for(loss: str, requested: str = "auto") -> str:
-    """``auto``: none after the last Dense for the fused losses (softmax-ce, bce take logits);
-    sigmoid for squared error (seed 002's and Nielsen's output layer)."""
+    """``auto``: what the loss asks for after the last Dense (``identity`` for the fused softmax-CE
+    and BCE, which take logits; ``sigmoid`` for squared error, seed 002's and Nielsen's output)."""
     if requested != "auto":
         return requested
-    return "sigmoid" if loss == "squared" else "identity"
+    return get_loss(loss).output_activation
+
+
+def default_init(activation: str) -> str:
+    """The activation class's own choice (He for the ReLU family, Xavier for the rest)."""
+    cls = LAYERS.get(activation)
+    return cls.default_init if cls is not None else "xavier"
 
 
 def mlp(
@@ -58,12 +60,12 @@ def mlp(
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ConfigError(f"layer sizes must be at least two positive integers, got {sizes}")
-    if activation not in HIDDEN_ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; choose {', '.join(HIDDEN_ACTIVATIONS)}")
+    if activation not in hidden_activations():
+        raise ConfigError(f"unknown activation {activation!r}; choose {', '.join(hidden_activations())}")
     loss_obj = get_loss(loss)
     out_act = output_activation_for(loss_obj.name, output_activation)
-    if out_act not in ACTIVATIONS:
-        raise ConfigError(f"unknown output activation {out_act!r}; choose {', '.join(ACTIVATIONS)}")
+    if out_act not in activation_kinds() and out_act != "softmax":
+        raise ConfigError(f"unknown output activation {out_act!r}; choose {', '.join(activation_kinds())}")
     if init == "auto":
         init = default_init(activation)
     rng = np.random.default_rng(seed)
@@ -76,7 +78,7 @@ def mlp(
         layers.append(Dense(d_in, d_out, init=init, scale=init_scale, rng=rng, dtype=dtype))
         act = out_act if last else activation
         if act != "identity" or not last:
-            layers.append(_activation(act))
+            layers.append(LAYERS[act]())
     return Sequential(layers, loss=loss_obj, input_dim=sizes[0])
 
 
@@ -84,8 +86,18 @@ def from_config(cfg: dict[str, Any], dtype: Any = np.float32) -> Sequential:
     """Rebuild a network (zero weights) from :meth:`Sequential.config`."""
     if not isinstance(cfg, dict) or not isinstance(cfg.get("layers"), list):
         raise ConfigError("an architecture must be an object with a 'layers' list")
-    layers = [layer_from_config(c, dtype) for c in cfg["layers"]]
+    layers: list[Layer] = []
+    for c in cfg["layers"]:
+        layers.append(layer_from_config(c, dtype, layers))
     input_dim = cfg.get("input_dim")
     if input_dim is not None and (not isinstance(input_dim, int) or input_dim < 1):
         raise ConfigError(f"bad input_dim {input_dim!r}")
-    return Sequential(layers, loss=cfg.get("loss"), input_dim=input_dim)
+    shape = cfg.get("input_shape")
+    if shape is not None:
+        if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+            raise ConfigError(f"bad input_shape {shape!r}")
+        shape = tuple(shape)
+    loss = cfg.get("loss")
+    if loss is not None and not isinstance(loss, str):
+        raise ConfigError(f"bad loss {loss!r}")
+    return Sequential(layers, loss=loss, input_dim=input_dim, input_shape=shape)

@@ -42,7 +42,9 @@ def sigmoid(z: Any, *, out: Any = None, scratch: tuple[Any, Any, Any] | None = N
         xp = namespace(z)
         e = xp.exp(-xp.abs(z))
         return xp.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-    mask, e, den = scratch if scratch is not None else (np.empty(z.shape, bool), np.empty_like(z), np.empty_like(z))
+    mask, e, den = (
+        scratch if scratch is not None else (np.empty(z.shape, bool), np.empty_like(z), np.empty_like(z))
+    )
     np.greater_equal(z, 0.0, out=mask)  # before z may be overwritten (out is z)
     np.abs(z, out=e)
     np.negative(e, out=e)

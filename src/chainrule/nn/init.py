@@ -18,7 +18,7 @@ import numpy as np
 
 from chainrule.errors import ConfigError
 
-__all__ = ["INITIALIZERS", "default_init", "init_weight"]
+__all__ = ["INITIALIZERS", "init_weight"]
 
 
 def _normal(rng: np.random.Generator, fan_in: int, fan_out: int) -> np.ndarray:
@@ -48,8 +48,3 @@ def init_weight(
     if name not in INITIALIZERS:
         raise ConfigError(f"unknown initialiser {name!r}; choose {', '.join(INITIALIZERS)}")
     return INITIALIZERS[name](rng, fan_in, fan_out) * scale
-
-
-def default_init(activation: str) -> str:
-    """He for the ReLU family, Xavier for the rest (sigmoid, tanh, softplus, identity, maxout)."""
-    return "he" if activation in ("relu", "leaky_relu") else "xavier"

@@ -1,8 +1,8 @@
 """Losses: each returns the mean cost of a batch and the δ it sends back.
 
 Costs are means over the N samples of a batch; the ``1/N`` lives here and only here (layers sum
-over rows). Each loss is a small class in Nielsen's ``network2.py`` style: ``forward`` is the cost
-``E``, ``backward`` returns ``∂E/∂(its input)``.
+over rows). Each loss is a small class in Nielsen's ``network2.py`` style, under the same contract
+as a layer: ``forward(out, y) -> (E, ctx)`` is the cost, ``backward(ctx) -> ∂E/∂out`` its gradient.
 
 * :class:`SquaredError` ``E = (1/N) Σ_n ½‖a_n − y_n‖²`` on outputs ``a`` (seed 001/002/004);
   ``δ = (a − y)/N`` with respect to ``a``. The network supplies its own output activation.
@@ -20,25 +20,47 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from chainrule.backend import namespace
-from chainrule.errors import ConfigError, ShapeError
-from chainrule.nn.functional import sigmoid, softmax, targets_like
+from chainrule.errors import ConfigError
+from chainrule.nn.functional import log_softmax, sigmoid, softmax, softplus, targets_like
 
-__all__ = ["LOSSES", "Loss", "SigmoidBinaryCrossEntropy", "SoftmaxCrossEntropy", "SquaredError", "get_loss"]
+__all__ = [
+    "LOSSES",
+    "Loss",
+    "SigmoidBinaryCrossEntropy",
+    "SoftmaxCrossEntropy",
+    "SquaredError",
+    "get_loss",
+    "register_loss",
+]
 
 
 class Loss:
-    """``forward(out, y) -> E`` (a 0-d array: read it with ``float()`` only when needed, so a GPU
-    step does not wait for it) and ``backward() -> ∂E/∂out``."""
+    """``forward(out, y) -> (E, ctx)``, ``E`` a 0-d array (read it with ``float()`` only when needed,
+    so a GPU step does not wait for it); ``backward(ctx) -> ∂E/∂out``.
+
+    Class attributes (the loss's entry in the registry): ``name``; ``fused``, the activation
+    fused into the loss (``"softmax"``, ``"sigmoid"``) or None; ``formula``/``formula_latex`` for
+    ``E``; ``delta``/``delta_latex`` for ``∂E/∂out``; ``output_activation``, what a builder puts
+    after the last Dense layer (seed 002's and Nielsen's sigmoid for squared error).
+    """
 
     name: ClassVar[str] = ""
-    #: the activation fused into the loss ("softmax", "sigmoid") or None; predictions apply it
     fused: ClassVar[str | None] = None
+    formula: ClassVar[str] = ""
+    formula_latex: ClassVar[str] = ""
+    delta: ClassVar[str] = ""
+    delta_latex: ClassVar[str] = ""
+    output_activation: ClassVar[str] = "identity"
 
-    def forward(self, out: Any, y: Any) -> Any:
+    def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         raise NotImplementedError
 
-    def backward(self) -> Any:
+    def backward(self, ctx: Any) -> Any:
         raise NotImplementedError
+
+    def value(self, out: Any, y: Any) -> Any:
+        """``E`` alone (a 0-d array)."""
+        return self.forward(out, y)[0]
 
     def probabilities(self, out: Any) -> Any:
         """Map network outputs to the values the loss compares with targets."""
@@ -48,78 +70,99 @@ class Loss:
         return f"{type(self).__name__}()"
 
 
+LOSSES: dict[str, type[Loss]] = {}
+
+
+def register_loss(cls: type[Loss]) -> type[Loss]:
+    """Class decorator: make a loss buildable by name, saved by name, and covered by every
+    registry-driven test and CLI choice."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} needs a 'name' to be registered")
+    LOSSES[cls.name] = cls
+    return cls
+
+
+@register_loss
 class SquaredError(Loss):
     """``E = (1/N) Σ_n ½ ‖a_n − y_n‖²``; ``∂E/∂a = (a − y) / N``  (seed 002: dE/do = o − t)."""
 
     name = "squared"
+    formula, formula_latex = (
+        "E = (1/N) Σ ½ ‖a − y‖²",
+        r"E = \frac{1}{N} \sum_n \tfrac12 \lVert a_n - y_n \rVert^2",
+    )
+    delta, delta_latex = "(a − y) / N", r"\frac{a - y}{N}"
+    output_activation = "sigmoid"
 
-    def forward(self, out: Any, y: Any) -> Any:
+    def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)
-        self._diff = out - targets_like(out, y)
-        self._n = out.shape[0]
-        return 0.5 * xp.sum(self._diff * self._diff) / self._n
+        diff = out - targets_like(out, y)
+        return 0.5 * xp.sum(diff * diff) / out.shape[0], diff
 
-    def backward(self) -> Any:
-        return self._diff / self._n
+    def backward(self, ctx: Any) -> Any:
+        diff = ctx
+        return diff / diff.shape[0]
 
 
+@register_loss
 class SoftmaxCrossEntropy(Loss):
     """Softmax and cross-entropy on logits ``z`` (N, K).
 
-    ``log p = z − max z − log Σ e^{z − max z}`` (log-sum-exp, never log(0));
-    ``E = −(1/N) Σ_n Σ_k y_nk log p_nk``; ``∂E/∂z = (p − y) / N``.
+    ``log p = log_softmax(z)`` (log-sum-exp, never log(0)); ``E = −(1/N) Σ_n Σ_k y_nk log p_nk``;
+    ``∂E/∂z = (p − y) / N``.
     """
 
     name = "softmax-ce"
     fused = "softmax"
+    formula, formula_latex = (
+        "E = −(1/N) Σ y log softmax(z)",
+        r"E = -\frac{1}{N} \sum_n \sum_k y_{nk} \log p_{nk}",
+    )
+    delta, delta_latex = "(p − y) / N", r"\frac{p - y}{N}"
 
-    def forward(self, out: Any, y: Any) -> Any:
+    def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)
         t = targets_like(out, y)
-        shifted = out - xp.max(out, axis=1, keepdims=True)
-        log_p = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
-        self._p, self._t, self._n = xp.exp(log_p), t, out.shape[0]
-        return -xp.sum(t * log_p) / self._n
+        log_p = log_softmax(out, axis=1)
+        return -xp.sum(t * log_p) / out.shape[0], (xp.exp(log_p), t)
 
-    def backward(self) -> Any:
-        return (self._p - self._t) / self._n
+    def backward(self, ctx: Any) -> Any:
+        p, t = ctx
+        return (p - t) / p.shape[0]
 
     def probabilities(self, out: Any) -> Any:
         return softmax(out)
 
 
+@register_loss
 class SigmoidBinaryCrossEntropy(Loss):
     """Sigmoid and binary cross-entropy on logits ``z`` (N, K), each column a yes/no target.
 
-    ``−[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z = max(z, 0) − y z + log1p(e^{−|z|})``
-    (no log(0), no overflow); ``E`` is its sum over columns, mean over rows;
-    ``∂E/∂z = (σ(z) − y) / N``.
+    ``−[y log σ(z) + (1 − y) log(1 − σ(z))] = softplus(z) − y z`` (no log(0), no overflow);
+    ``E`` is its sum over columns, mean over rows; ``∂E/∂z = (σ(z) − y) / N``.
     """
 
     name = "bce"
     fused = "sigmoid"
+    formula = "E = −(1/N) Σ [y log σ(z) + (1 − y) log(1 − σ(z))]"
+    formula_latex = r"E = -\frac{1}{N} \sum_n \sum_k [y \log a + (1 - y) \log (1 - a)]"
+    delta, delta_latex = "(σ(z) − y) / N", r"\frac{\sigma(z) - y}{N}"
 
-    def forward(self, out: Any, y: Any) -> Any:
+    def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)
         t = targets_like(out, y)
-        per = xp.maximum(out, 0.0) - t * out + xp.log1p(xp.exp(-xp.abs(out)))
-        self._a, self._t, self._n = sigmoid(out), t, out.shape[0]
-        return xp.sum(per) / self._n
+        return xp.sum(softplus(out) - t * out) / out.shape[0], (sigmoid(out), t)
 
-    def backward(self) -> Any:
-        return (self._a - self._t) / self._n
+    def backward(self, ctx: Any) -> Any:
+        a, t = ctx
+        return (a - t) / a.shape[0]
 
     def probabilities(self, out: Any) -> Any:
         return sigmoid(out)
 
 
-LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (SquaredError, SoftmaxCrossEntropy, SigmoidBinaryCrossEntropy)
-}
-
-
 def get_loss(name: str | Loss) -> Loss:
-    """A loss instance from its name (``squared``, ``softmax-ce``, ``bce``) or an instance."""
+    """A loss instance from its registered name (``squared``, ``softmax-ce``, ``bce`` ...) or an instance."""
     if isinstance(name, Loss):
         return name
     if name not in LOSSES:

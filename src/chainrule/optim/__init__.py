@@ -44,9 +44,16 @@ class Optimizer:
             self._state = [self.init_state(p) for p in params]
         return self._state
 
-    def step(self, params: Sequence[Param]) -> None:
-        state = self.state_for(params)
+    def tick(self) -> int:
+        """Advance the step count and return it. :meth:`step` calls it; a fast runner that applies
+        this optimiser's update with fused kernels calls it once per update instead."""
         self.t += 1
+        return self.t
+
+    def step(self, params: Sequence[Param]) -> None:
+        """Update every parameter from its ``grad`` (the last stage of a training step)."""
+        state = self.state_for(params)
+        self.tick()
         for p, s in zip(params, state, strict=True):
             self.update(p, s)
 

@@ -142,7 +142,7 @@ class _Chainrule:
     def __init__(self, cfg: BenchConfig, data: Any, *, fast: bool) -> None:
         from chainrule.backend import get_backend
         from chainrule.optim import SGD
-        from chainrule.train.loop import make_runner
+        from chainrule.train import make_runner
 
         self.backend = get_backend(cfg.backend, cfg.device)
         self.net = _chainrule_net(cfg).to(self.backend, "float32")
@@ -162,7 +162,7 @@ class _Chainrule:
         self.backend.synchronize()
 
     def test_accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
-        from chainrule.train.loop import evaluate
+        from chainrule.train import evaluate
 
         return float(
             evaluate(self.net, self.backend.asarray(x, dtype="float32"), self.backend.asarray(y))["accuracy"]

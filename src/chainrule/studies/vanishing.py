@@ -39,7 +39,7 @@ from chainrule.nn.builders import mlp
 from chainrule.nn.layers import Dense, Sigmoid
 from chainrule.nn.functional import sigmoid
 from chainrule.train.flow import GradientFlow
-from chainrule.train.loop import TrainingDiverged, evaluate, fit
+from chainrule.train import TrainingDiverged, evaluate, fit
 
 __all__ = [
     "StudyConfig",

@@ -62,7 +62,7 @@ import numpy as np
 from chainrule.backend import namespace, to_numpy
 from chainrule.errors import ConfigError, DataError
 from chainrule.nn.layers import Dense, Maxout
-from chainrule.train.loop import Callback, TrainState
+from chainrule.train.callbacks import Callback, TrainState
 
 __all__ = ["METRICS", "GradientFlow", "GradientFlowWarning", "flow_layers"]
 

@@ -1,20 +1,10 @@
-"""Layers: :class:`Dense`, :class:`Maxout` and the activations."""
+"""Layers: :class:`Dense` (and its tied twin), :class:`Maxout` and the activations."""
 
-from chainrule.nn.layers.activations import (
-    ACTIVATIONS,
-    Identity,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Softplus,
-    Tanh,
-)
-from chainrule.nn.layers.dense import Dense
+from chainrule.nn.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from chainrule.nn.layers.dense import Dense, TiedDense
 from chainrule.nn.layers.maxout import Maxout
 
 __all__ = [
-    "ACTIVATIONS",
     "Dense",
     "Identity",
     "LeakyReLU",
@@ -24,4 +14,5 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "TiedDense",
 ]

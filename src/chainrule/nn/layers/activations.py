@@ -1,8 +1,9 @@
 """Element-wise activations and softmax, each with its hand-derived derivative.
 
-Each layer maps ``z -> a = f(z)`` element by element, so the chain rule is a Hadamard product:
-``∂E/∂z = ∂E/∂a ⊙ f'(z)`` — seed 004's BP1/BP2 ``δ^l = (...) ⊙ σ'(z^l)``. Where ``f'`` is cheaper
-written from the output it is (scikit-learn's habit): sigmoid ``a(1 − a)``, tanh ``1 − a²``.
+Each element-wise layer maps ``z -> a = f(z)`` entry by entry and defines just ``f`` and ``f'``;
+the chain rule ``∂E/∂z = ∂E/∂a ⊙ f'(z)`` (seed 004's BP1/BP2 ``δ^l = (...) ⊙ σ'(z^l)``) is written
+once, in :class:`~chainrule.nn.layer.Elementwise`. Where ``f'`` is cheaper from the output it is
+(scikit-learn's habit): sigmoid ``a(1 − a)``, tanh ``1 − a²``.
 
 Softmax is the exception: each output depends on every input of its row, so its backward is a
 Jacobian-vector product rather than a Hadamard product.
@@ -14,104 +15,111 @@ from typing import Any
 
 from chainrule.backend import namespace
 from chainrule.nn.functional import sigmoid, softmax, softplus
-from chainrule.nn.layer import Layer, register_layer
+from chainrule.nn.layer import Elementwise, Layer, register_layer
 
-
-class Activation(Layer):
-    """An element-wise ``a = f(z)``; subclasses define :meth:`forward` and :meth:`backward`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._z: Any = None
-        self._a: Any = None
+__all__ = ["Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Softplus", "Tanh"]
 
 
 @register_layer
-class Identity(Activation):
+class Identity(Elementwise):
     """``a = z``; ``∂E/∂z = ∂E/∂a``."""
 
     kind = "identity"
+    formula, formula_latex = "a = z", "a = z"
+    derivative, derivative_latex = "1", "1"
 
-    def forward(self, x: Any) -> Any:
-        return x
+    def f(self, z: Any) -> Any:
+        return z
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        return dy
+    def fprime(self, z: Any, a: Any) -> Any:
+        return 1.0
+
+    def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
+        return dy  # NOTE: f' = 1, so δ passes through unchanged (and unallocated)
 
 
 @register_layer
-class Sigmoid(Activation):
+class Sigmoid(Elementwise):
     """``a = σ(z) = 1 / (1 + e^{-z})``; ``σ'(z) = σ(z)(1 − σ(z))`` (seed 002), so
     ``∂E/∂z = dy ⊙ a ⊙ (1 − a)``. Since σ' ≤ 1/4, each sigmoid layer shrinks δ by at least 4×
     (seed 004's vanishing gradient)."""
 
     kind = "sigmoid"
+    formula, formula_latex = "a = σ(z) = 1 / (1 + e^(−z))", r"a = \sigma(z) = \frac{1}{1 + e^{-z}}"
+    derivative, derivative_latex = "a ⊙ (1 − a)", r"a^{%(l)s} \odot (1 - a^{%(l)s})"
 
-    def forward(self, x: Any) -> Any:
-        self._a = sigmoid(x)
-        return self._a
+    def f(self, z: Any) -> Any:
+        return sigmoid(z)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        a = self._a
-        return dy * a * (1.0 - a)
+    def fprime(self, z: Any, a: Any) -> Any:
+        return a * (1.0 - a)
 
 
 @register_layer
-class Tanh(Activation):
+class Tanh(Elementwise):
     """``a = tanh z = (e^z − e^{-z}) / (e^z + e^{-z})``; ``tanh'(z) = 1 − a²`` (seed 002, derived
     there under a heading that says "sigmoid"), so ``∂E/∂z = dy ⊙ (1 − a²)``."""
 
     kind = "tanh"
+    formula, formula_latex = "a = tanh(z)", r"a = \tanh z"
+    derivative, derivative_latex = "1 − a²", r"1 - (a^{%(l)s})^{2}"
 
-    def forward(self, x: Any) -> Any:
-        xp = namespace(x)
-        self._a = xp.tanh(x)
-        return self._a
+    def f(self, z: Any) -> Any:
+        return namespace(z).tanh(z)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        a = self._a
-        return dy * (1.0 - a * a)
+    def fprime(self, z: Any, a: Any) -> Any:
+        return 1.0 - a * a
 
 
 @register_layer
-class ReLU(Activation):
+class ReLU(Elementwise):
     """``a = max(z, 0)``; ``f'(z) = 1`` for z > 0 else 0, so ``∂E/∂z = dy ⊙ [z > 0]``.
 
     NOTE: f'(0) is taken as 0, as seed 002 writes it (``0, h_L ≤ 0``) and as PyTorch does.
     """
 
     kind = "relu"
+    formula, formula_latex = "a = max(z, 0)", r"a = \max(z, 0)"
+    derivative, derivative_latex = "[z > 0]", r"[z^{%(l)s} > 0]"
+    default_init = "he"
 
-    def forward(self, x: Any) -> Any:
-        xp = namespace(x)
-        self._z = x
-        return xp.maximum(x, 0.0)
+    def f(self, z: Any) -> Any:
+        return namespace(z).maximum(z, 0.0)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        return dy * (self._z > 0)
+    def fprime(self, z: Any, a: Any) -> Any:
+        return z > 0
 
 
 @register_layer
-class LeakyReLU(Activation):
+class LeakyReLU(Elementwise):
     """``a = z`` for z > 0, ``α z`` otherwise; ``∂E/∂z = dy`` where z > 0, ``α dy`` elsewhere.
 
     NOTE: f'(0) = α (the z ≤ 0 branch), as in PyTorch.
     """
 
     kind = "leaky_relu"
+    formula, formula_latex = (
+        "a = z if z > 0 else α z",
+        r"a = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}",
+    )
+    derivative = "[z > 0] + α [z ≤ 0]"
+    derivative_latex = r"[z^{%(l)s} > 0] + \alpha [z^{%(l)s} \le 0]"
+    default_init = "he"
 
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
         self.alpha = float(alpha)
 
-    def forward(self, x: Any) -> Any:
-        xp = namespace(x)
-        self._z = x
-        return xp.where(x > 0, x, self.alpha * x)
+    @classmethod
+    def example(cls, rng: Any, dtype: Any = None) -> tuple[Layer, tuple[int, ...]]:
+        return cls(0.1), (4,)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        xp = namespace(dy)
-        return xp.where(self._z > 0, dy, self.alpha * dy)
+    def f(self, z: Any) -> Any:
+        return namespace(z).where(z > 0, z, self.alpha * z)
+
+    def fprime(self, z: Any, a: Any) -> Any:
+        one = namespace(z).ones_like(z)  # z's dtype on every backend (a bare 0.1 may be float32)
+        return namespace(z).where(z > 0, one, self.alpha * one)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.kind, "alpha": self.alpha}
@@ -121,22 +129,23 @@ class LeakyReLU(Activation):
 
 
 @register_layer
-class Softplus(Activation):
+class Softplus(Elementwise):
     """``a = ζ(z) = log(1 + e^z)`` (seed 002), a smooth ReLU; ``ζ'(z) = e^z / (1 + e^z) = σ(z)``,
     so ``∂E/∂z = dy ⊙ σ(z)``."""
 
     kind = "softplus"
+    formula, formula_latex = "a = ζ(z) = log(1 + e^z)", r"a = \zeta(z) = \log(1 + e^{z})"
+    derivative, derivative_latex = "σ(z)", r"\sigma(z^{%(l)s})"
 
-    def forward(self, x: Any) -> Any:
-        self._z = x
-        return softplus(x)
+    def f(self, z: Any) -> Any:
+        return softplus(z)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        return dy * sigmoid(self._z)
+    def fprime(self, z: Any, a: Any) -> Any:
+        return sigmoid(z)
 
 
 @register_layer
-class Softmax(Activation):
+class Softmax(Layer):
     """``s_j = e^{z_j} / Σ_k e^{z_k}`` per row (seed 002).
 
     Its Jacobian is ``∂s_j/∂z_i = s_j (δ_ij − s_i)``, so the vector-Jacobian product is::
@@ -149,17 +158,14 @@ class Softmax(Activation):
     """
 
     kind = "softmax"
+    formula, formula_latex = "s = e^z / Σ_k e^(z_k)", r"s_j = \frac{e^{z_j}}{\sum_k e^{z_k}}"
+    derivative = "s ⊙ (dy − Σ_j dy_j s_j)"
+    derivative_latex = r"s \odot (\delta - \textstyle\sum_j \delta_j s_j)"
 
-    def forward(self, x: Any) -> Any:
-        self._a = softmax(x)
-        return self._a
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        s = softmax(x)
+        return s, s
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        xp = namespace(dy)
-        s = self._a
-        return s * (dy - xp.sum(dy * s, axis=-1, keepdims=True))
-
-
-ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.kind: cls for cls in (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softplus, Softmax)
-}
+    def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
+        s = ctx
+        return s * (dy - namespace(dy).sum(dy * s, axis=-1, keepdims=True))

@@ -1,4 +1,4 @@
-"""The fully connected layer, seed 002's matrix form.
+"""The fully connected layer, seed 002's matrix form, and its transposed twin for tied weights.
 
 Forward (rows are samples)::
 
@@ -11,6 +11,7 @@ row form above. Seed 002 derives the backward pass entry by entry (``∂J/∂w_1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,23 @@ from chainrule.nn.init import init_weight
 from chainrule.nn.layer import Layer, register_layer
 from chainrule.nn.params import Param
 
+__all__ = ["Dense", "TiedDense", "affine_params", "positive_ints"]
+
+
+def positive_ints(cfg: dict[str, Any], *keys: str) -> tuple[int, ...]:
+    """``cfg[key]`` for each key as a positive int, or :class:`ConfigError` naming the layer's need."""
+    try:
+        vals = tuple(int(cfg[k]) for k in keys)
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"layer needs integer {', '.join(keys)}: {cfg}") from None
+    if min(vals) < 1:
+        raise ConfigError(f"layer sizes must be positive: {cfg}")
+    return vals
+
 
 def affine_params(
     d_in: int, width: int, init: str, scale: float, rng: Any, dtype: Any, W: Any, b: Any
-) -> tuple[Any, Any]:
+) -> tuple[Param, Param]:
     """``W (d_in, width)`` and ``b (width,)`` for an affine map ``x W + b``: the given ones, checked
     for shape, or ``W`` from initialiser ``init`` (NumPy's generator ``rng``, a seed or a Generator)
     and ``b = 0``. Shared by :class:`Dense` and :class:`~chainrule.nn.layers.maxout.Maxout`."""
@@ -37,7 +51,14 @@ def affine_params(
         raise ShapeError(f"W must have shape {(d_in, width)}, got {tuple(W.shape)}")
     if tuple(b.shape) != (width,):
         raise ShapeError(f"b must have shape {(width,)}, got {tuple(b.shape)}")
-    return W, b
+    return Param(W, "W", decay=True), Param(b, "b")
+
+
+def check_features(layer: Any, x: Any) -> None:
+    if x.shape[-1] != layer.in_features:
+        raise ShapeError(
+            f"{type(layer).__name__} expects {layer.in_features} input features, got {x.shape[-1]}"
+        )
 
 
 @register_layer
@@ -55,6 +76,9 @@ class Dense(Layer):
     """
 
     kind = "dense"
+    formula, formula_latex = "z = x W + b", r"z^{%(l)s} = a^{%(p)s} W^{%(l)s} + b^{%(l)s}"
+    derivative = "∂E/∂W = xᵀ δ,  ∂E/∂b = Σ_rows δ,  ∂E/∂x = δ Wᵀ"
+    derivative_latex = r"\frac{\partial E}{\partial W^{%(l)s}} = (a^{%(p)s})^{\top} \delta^{%(l)s}"
 
     def __init__(
         self,
@@ -72,38 +96,105 @@ class Dense(Layer):
         if int(in_features) < 1 or int(out_features) < 1:
             raise ConfigError(f"Dense needs positive sizes, got {in_features} -> {out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        W, b = affine_params(self.in_features, self.out_features, init, scale, rng, dtype, W, b)
-        self.W = Param(W, "W", decay=True)
-        self.b = Param(b, "b")
+        self.W, self.b = affine_params(self.in_features, self.out_features, init, scale, rng, dtype, W, b)
         self.params = [self.W, self.b]
-        self._x: Any = None
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], dtype: Any = np.float32) -> Dense:
-        try:
-            d_in, d_out = int(cfg["in_features"]), int(cfg["out_features"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"dense layer needs integer in_features/out_features: {cfg}") from None
-        return cls(d_in, d_out, W=np.zeros((d_in, d_out), dtype), b=np.zeros(d_out, dtype))
+    def state_shapes(cls, cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        d_in, d_out = positive_ints(cfg, "in_features", "out_features")
+        return {"W": (d_in, d_out), "b": (d_out,)}
 
-    def forward(self, x: Any) -> Any:
-        if x.shape[-1] != self.in_features:
-            raise ShapeError(f"Dense expects {self.in_features} input features, got {x.shape[-1]}")
-        self._x = x
-        return x @ self.W.value + self.b.value
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], dtype: Any = np.float32, built: Sequence[Layer] = ()) -> Dense:
+        shapes = cls.state_shapes(cfg)
+        return cls(*shapes["W"], W=np.zeros(shapes["W"], dtype), b=np.zeros(shapes["b"], dtype))
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
-        xp = namespace(dy)
-        x = self._x
+    @classmethod
+    def example(cls, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[Layer, tuple[int, ...]]:
+        return cls(5, 4, rng=rng, dtype=dtype), (5,)
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        check_features(self, x)
+        return x @ self.W.value + self.b.value, x
+
+    def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
+        x = ctx
         self.W.grad += x.T @ dy
-        self.b.grad += xp.sum(dy, axis=0)
+        self.b.grad += namespace(dy).sum(dy, axis=0)
         return dy @ self.W.value.T if need_dx else None
 
-    def output_dim(self, input_dim: int) -> int:
-        return self.out_features
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(input_shape)[-1:] != (self.in_features,):
+            raise ShapeError(
+                f"Dense expects {self.in_features} input features, got shape {tuple(input_shape)}"
+            )
+        return (*tuple(input_shape)[:-1], self.out_features)
 
     def config(self) -> dict[str, Any]:
         return {"type": self.kind, "in_features": self.in_features, "out_features": self.out_features}
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}"
+
+
+@register_layer
+class TiedDense(Layer):
+    """``z = x Wᵀ + c`` with ``W`` *shared* with another :class:`Dense` (a tied autoencoder decoder).
+
+    ``W`` is the source layer's own :class:`Param` (the same object), so its gradient collects
+    both uses and the driver steps it once. Given ``dy`` of shape ``(N, D_in)``::
+
+        ∂E/∂W += (xᵀ dy)ᵀ = dyᵀ x     (D_in, N) · (N, D_out) -> (D_in, D_out)
+        ∂E/∂c  = Σ_rows dy            (D_in,)
+        ∂E/∂x  = dy W                 (N, D_in) · (D_in, D_out) -> (N, D_out)
+    """
+
+    kind = "dense_tied"
+    formula, formula_latex = "z = x Wᵀ + c", r"z^{%(l)s} = a^{%(p)s} (W^{t})^{\top} + c^{%(l)s}"
+    derivative = "∂E/∂W += δᵀ x,  ∂E/∂c = Σ_rows δ,  ∂E/∂x = δ W"
+    derivative_latex = r"\frac{\partial E}{\partial W^{t}} \mathrel{+}= (\delta^{%(l)s})^{\top} a^{%(p)s}"
+
+    def __init__(self, source: Dense, *, tied_to: int | None = None, c: Any = None) -> None:
+        super().__init__()
+        if not isinstance(source, Dense):
+            raise ConfigError(f"a tied layer needs a Dense source, got {type(source).__name__}")
+        self.source, self.tied_to = source, tied_to
+        self.W = source.W
+        self.in_features, self.out_features = source.out_features, source.in_features
+        if c is None:
+            c = namespace(self.W.value).zeros(self.out_features, dtype=self.W.value.dtype)
+        self.c = Param(c, "c")
+        self.params = [self.W, self.c]
+
+    @classmethod
+    def from_config(
+        cls, cfg: dict[str, Any], dtype: Any = np.float32, built: Sequence[Layer] = ()
+    ) -> TiedDense:
+        i = cfg.get("tied_to")
+        if not isinstance(i, int) or not 0 <= i < len(built) or not isinstance(built[i], Dense):
+            raise ConfigError(f"dense_tied must name an earlier dense layer by index, got tied_to={i!r}")
+        return cls(built[i], tied_to=i)  # type: ignore[arg-type]
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[Layer, tuple[int, ...]]:
+        c = rng.standard_normal(5).astype(dtype)
+        return cls(Dense(5, 4, rng=rng, dtype=dtype), tied_to=0, c=c), (4,)
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
+        check_features(self, x)
+        return x @ self.W.value.T + self.c.value, x
+
+    def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
+        x = ctx
+        self.W.grad += dy.T @ x
+        self.c.grad += namespace(dy).sum(dy, axis=0)
+        return dy @ self.W.value if need_dx else None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*tuple(input_shape)[:-1], self.out_features)
+
+    def config(self) -> dict[str, Any]:
+        return {"type": self.kind, "tied_to": self.tied_to}
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features} -> {self.out_features}, W tied to layer {self.tied_to}"

@@ -10,15 +10,17 @@ The parameters grow k-fold, as the seed remarks.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from chainrule.backend import namespace
-from chainrule.errors import ConfigError, ShapeError
+from chainrule.errors import ConfigError
 from chainrule.nn.layer import Layer, register_layer
-from chainrule.nn.layers.dense import affine_params
-from chainrule.nn.params import Param
+from chainrule.nn.layers.dense import affine_params, check_features, positive_ints
+
+__all__ = ["Maxout"]
 
 
 @register_layer
@@ -35,6 +37,12 @@ class Maxout(Layer):
     """
 
     kind = "maxout"
+    formula, formula_latex = (
+        "h_i = max_j (x W_ij + b_ij)",
+        r"h_i = \max_{j \in [1,k]} (a^{%(p)s} W_{\cdot ij} + b_{ij})",
+    )
+    derivative = "∂E/∂z_ij = dy_i [j wins]"
+    derivative_latex = r"\frac{\partial E}{\partial z_{ij}} = \delta_i\,[j = \arg\max_j z_{ij}]"
 
     def __init__(
         self,
@@ -54,41 +62,43 @@ class Maxout(Layer):
             raise ConfigError(f"Maxout needs positive sizes and k, got {in_features}, {out_features}, {k}")
         self.in_features, self.out_features, self.k = int(in_features), int(out_features), int(k)
         width = self.out_features * self.k
-        W, b = affine_params(self.in_features, width, init, scale, rng, dtype, W, b)
-        self.W = Param(W, "W", decay=True)
-        self.b = Param(b, "b")
+        self.W, self.b = affine_params(self.in_features, width, init, scale, rng, dtype, W, b)
         self.params = [self.W, self.b]
-        self._x: Any = None
-        self._mask: Any = None
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any], dtype: Any = np.float32) -> Maxout:
-        try:
-            d_in, d_out, k = int(cfg["in_features"]), int(cfg["out_features"]), int(cfg["k"])
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"maxout layer needs in_features, out_features, k: {cfg}") from None
+    def state_shapes(cls, cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+        d_in, d_out, k = positive_ints(cfg, "in_features", "out_features", "k")
+        return {"W": (d_in, d_out * k), "b": (d_out * k,)}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], dtype: Any = np.float32, built: Sequence[Layer] = ()) -> Maxout:
+        d_in, d_out, k = positive_ints(cfg, "in_features", "out_features", "k")
         w = d_out * k
         return cls(d_in, d_out, k, W=np.zeros((d_in, w), dtype), b=np.zeros(w, dtype))
 
-    def forward(self, x: Any) -> Any:
+    @classmethod
+    def example(cls, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[Layer, tuple[int, ...]]:
+        return cls(5, 4, 3, rng=rng, dtype=dtype), (5,)
+
+    def forward(self, x: Any) -> tuple[Any, Any]:
         xp = namespace(x)
-        if x.shape[-1] != self.in_features:
-            raise ShapeError(f"Maxout expects {self.in_features} input features, got {x.shape[-1]}")
-        self._x = x
+        check_features(self, x)
         z = xp.reshape(x @ self.W.value + self.b.value, (x.shape[0], self.out_features, self.k))
         winner = xp.argmax(z, axis=-1)
-        self._mask = xp.astype(winner[..., None] == xp.arange(self.k, device=_device(x)), z.dtype)
-        return xp.max(z, axis=-1)
+        pieces = xp.arange(self.k) if isinstance(x, np.ndarray) else xp.arange(self.k, device=x.device)
+        mask = xp.astype(winner[..., None] == pieces, z.dtype)
+        return xp.max(z, axis=-1), (x, mask)
 
-    def backward(self, dy: Any, *, need_dx: bool = True) -> Any:
+    def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
         xp = namespace(dy)
-        dz = xp.reshape(self._mask * dy[..., None], (dy.shape[0], self.out_features * self.k))
-        self.W.grad += self._x.T @ dz
+        x, mask = ctx
+        dz = xp.reshape(mask * dy[..., None], (dy.shape[0], self.out_features * self.k))
+        self.W.grad += x.T @ dz
         self.b.grad += xp.sum(dz, axis=0)
         return dz @ self.W.value.T if need_dx else None
 
-    def output_dim(self, input_dim: int) -> int:
-        return self.out_features
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*tuple(input_shape)[:-1], self.out_features)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -100,7 +110,3 @@ class Maxout(Layer):
 
     def extra_repr(self) -> str:
         return f"{self.in_features} -> {self.out_features}, k={self.k}"
-
-
-def _device(x: Any) -> Any:
-    return getattr(x, "device", None) if type(x).__module__.split(".")[0] != "numpy" else None
