@@ -44,10 +44,13 @@ class Optimizer:
             self._state = [self.init_state(p) for p in params]
         return self._state
 
-    def tick(self) -> int:
-        """Advance the step count and return it. :meth:`step` calls it; a fast runner that applies
-        this optimiser's update with fused kernels calls it once per update instead."""
-        self.t += 1
+    def tick(self, steps: int = 1) -> int:
+        """Advance the step count by ``steps`` and return it. :meth:`step` calls it; a fast runner
+        that applies this optimiser's update with its own kernels calls it once per update (or
+        once for a replayed graph of ``steps`` updates) instead. Nothing else changes ``t``."""
+        if steps < 0:
+            raise ConfigError(f"the step count only moves forward, got {steps}")
+        self.t += int(steps)
         return self.t
 
     def step(self, params: Sequence[Param]) -> None:
