@@ -18,10 +18,11 @@ from chainrule import __version__, mlp
 from chainrule.cli import main
 from chainrule.errors import DataError, MissingDependencyError
 from chainrule.io import load_default
-from chainrule.report.html import RunRecordError, history_from_dict, load_run, render_report, write_report
+from chainrule.report.html import render_report, write_report
 from chainrule.report.plots import confusion_png, plot_confusion, plot_flow, plot_history
+from chainrule.report.record import RunRecordError, history_from_dict, load_run
+from chainrule.train import evaluate, fit
 from chainrule.train.flow import GradientFlow
-from chainrule.train.loop import evaluate, fit
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,19 +1,10 @@
 """A training run as one self-contained HTML file: configuration, curves, gradient flow, confusion.
 
-The input is the *run record* that ``chainrule train --log RUN.json`` writes::
-
-    {
-      "chainrule_version": "0.1.0",
-      "config":        {...the train flags...},
-      "history":       History.to_dict()          (epochs: [{epoch, loss, accuracy, ...}], ...),
-      "evaluation":    {"loss": float, "accuracy": float, "confusion": [[int]]}  or null,
-      "gradient_flow": GradientFlow.to_dict()     or null
-    }
-
-:func:`load_run` reads and validates such a file (every problem is a :class:`RunRecordError` with
-a message that names the key), :func:`write_report` writes the HTML. The page has no scripts and
-loads nothing: its figures are PNGs embedded as ``data:image/png;base64`` URIs, its style is inline,
-and every string taken from the record is HTML-escaped. Figures need matplotlib (``chainrule[plot]``).
+The input is a run record (:class:`~chainrule.report.record.RunRecord`, or its ``to_dict()`` form
+that ``chainrule train --log RUN.json`` writes); :mod:`chainrule.report.record` reads and validates
+it, :func:`write_report` writes the HTML. The page has no scripts and loads nothing: its figures are
+PNGs embedded as ``data:image/png;base64`` URIs, its style is inline, and every string taken from the
+record is HTML-escaped. Figures need matplotlib (``chainrule[plot]``).
 """
 
 from __future__ import annotations
@@ -27,129 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from chainrule._io import atomic_write_text
-from chainrule.errors import ChainruleError, DataError
-from chainrule.train.loop import History
+from chainrule.report.plots import confusion_png, flow_png, history_png
+from chainrule.report.record import RunRecord, RunRecordError, load_run
+from chainrule.train import History
 
-__all__ = [
-    "REQUIRED_KEYS",
-    "RunRecordError",
-    "history_from_dict",
-    "load_run",
-    "render_report",
-    "write_report",
-]
-
-REQUIRED_KEYS = ("config", "history", "evaluation", "gradient_flow", "chainrule_version")
-
-
-class RunRecordError(ChainruleError, ValueError):
-    """A run record (``chainrule train --log`` JSON) is malformed or incomplete."""
-
-
-# -- reading and validating -------------------------------------------------------------------------
-
-
-def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a run record from ``path`` and validate it (see :func:`validate_record`).
-
-    A missing file raises ``FileNotFoundError``; anything else wrong raises :class:`RunRecordError`.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise RunRecordError(f"{p}: not a run record (not UTF-8 text)") from None
-    if not text.strip():
-        raise RunRecordError(f"{p}: the file is empty")
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunRecordError(
-            f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    return validate_record(record, source=str(p))
-
-
-def validate_record(record: Any, source: str = "run record") -> dict[str, Any]:
-    """Check that ``record`` has the shape ``chainrule train --log`` writes; return it.
-
-    Raises :class:`RunRecordError` naming the first problem found.
-    """
-    if not isinstance(record, dict):
-        raise RunRecordError(f"{source}: a run record must be a JSON object, got {_kind(record)}")
-    missing = [k for k in REQUIRED_KEYS if k not in record]
-    if missing:
-        raise RunRecordError(
-            f"{source}: missing key{'s' if len(missing) > 1 else ''} {', '.join(repr(k) for k in missing)} "
-            "(is this a file written by `chainrule train --log`?)"
-        )
-    if not isinstance(record["config"], dict):
-        raise RunRecordError(f"{source}: 'config' must be an object, got {_kind(record['config'])}")
-    if not isinstance(record["chainrule_version"], str):
-        raise RunRecordError(f"{source}: 'chainrule_version' must be a string")
-    history_from_dict(record["history"], source=source)
-    if record["evaluation"] is not None:
-        _check_evaluation(record["evaluation"], source)
-    if record["gradient_flow"] is not None:
-        from chainrule.train.flow import GradientFlow
-
-        try:
-            GradientFlow.from_dict(record["gradient_flow"])
-        except DataError as exc:
-            raise RunRecordError(f"{source}: {exc}") from None
-    return record
-
-
-def history_from_dict(d: Any, source: str = "run record") -> History:
-    """Rebuild a :class:`~chainrule.train.loop.History` from its ``to_dict()`` (validated)."""
-    if not isinstance(d, dict):
-        raise RunRecordError(f"{source}: 'history' must be an object, got {_kind(d)}")
-    epochs = d.get("epochs")
-    if not isinstance(epochs, list):
-        raise RunRecordError(f"{source}: 'history.epochs' must be a list of per-epoch records")
-    for i, e in enumerate(epochs):
-        if not isinstance(e, dict):
-            raise RunRecordError(f"{source}: history.epochs[{i}] must be an object, got {_kind(e)}")
-        if "loss" not in e:
-            raise RunRecordError(f"{source}: history.epochs[{i}] has no 'loss'")
-        for key, value in e.items():
-            if not _is_number(value) and value is not None:
-                raise RunRecordError(f"{source}: history.epochs[{i}].{key} must be a number, got {value!r}")
-    best = d.get("best_epoch")
-    if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
-        raise RunRecordError(f"{source}: 'history.best_epoch' must be an integer or null")
-    return History(
-        epochs=[{k: (math.nan if v is None else float(v)) for k, v in e.items()} for e in epochs],
-        stopped_early=bool(d.get("stopped_early", False)),
-        best_epoch=best,
-        runner=str(d.get("runner", "")),
-    )
-
-
-def _check_evaluation(ev: Any, source: str) -> None:
-    if not isinstance(ev, dict):
-        raise RunRecordError(f"{source}: 'evaluation' must be an object or null, got {_kind(ev)}")
-    for key in ("loss", "accuracy", "confusion"):
-        if key not in ev:
-            raise RunRecordError(f"{source}: 'evaluation' has no '{key}'")
-    for key in ("loss", "accuracy"):
-        if not _is_number(ev[key]) and ev[key] is not None:
-            raise RunRecordError(f"{source}: evaluation.{key} must be a number, got {ev[key]!r}")
-    c = ev["confusion"]
-    if not (isinstance(c, list) and c and all(isinstance(r, list) and len(r) == len(c) for r in c)):
-        raise RunRecordError(f"{source}: evaluation.confusion must be a square list of lists")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for r in c for v in r):
-        raise RunRecordError(f"{source}: evaluation.confusion must hold non-negative integer counts")
+# load_run and RunRecordError live in chainrule.report.record; they stay importable from here
+__all__ = ["RunRecordError", "load_run", "render_report", "write_report"]
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _kind(v: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
-        type(v), type(v).__name__
-    )
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -175,15 +53,14 @@ code { background: #f4f4f4; padding: 0 0.2rem; }
 """
 
 
-def render_report(record: dict[str, Any], title: str | None = None) -> str:
-    """The HTML text of the report for a validated run record (see :func:`write_report`)."""
-    from chainrule.report.plots import confusion_png, flow_png, history_png
-
-    record = validate_record(record)
-    cfg = record["config"]
-    history = history_from_dict(record["history"])
-    ev = record["evaluation"]
-    flow = record["gradient_flow"]
+def render_report(record: RunRecord | dict[str, Any], title: str | None = None) -> str:
+    """The HTML text of the report for a run record (a :class:`RunRecord` or its ``to_dict()``,
+    validated here; see :func:`write_report`)."""
+    rec = record if isinstance(record, RunRecord) else RunRecord.from_dict(record)
+    cfg = rec.config
+    history = rec.history
+    ev = None if rec.evaluation is None else rec.evaluation.to_dict()
+    gf = rec.flow
     e = html.escape
     title = title or "chainrule training run"
     parts = [
@@ -194,7 +71,7 @@ def render_report(record: dict[str, Any], title: str | None = None) -> str:
         f"<style>{_STYLE}</style>",
         "</head><body>",
         f"<h1>{e(title)}</h1>",
-        f'<p class="sub">{e(_describe(cfg))} — chainrule {e(record["chainrule_version"])}</p>',
+        f'<p class="sub">{e(_describe(cfg))} — chainrule {e(rec.chainrule_version)}</p>',
         _cards(history, ev),
     ]
     parts.append("<h2>Training curves</h2>")
@@ -203,10 +80,7 @@ def render_report(record: dict[str, Any], title: str | None = None) -> str:
         parts.append(_epoch_table(history))
     else:
         parts.append("<p>No epochs were recorded.</p>")
-    if flow is not None:
-        from chainrule.train.flow import GradientFlow
-
-        gf = GradientFlow.from_dict(flow)
+    if gf is not None:
         parts.append("<h2>Gradient flow</h2>")
         if len(gf.steps):
             parts.append(
@@ -236,9 +110,11 @@ def render_report(record: dict[str, Any], title: str | None = None) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(record: dict[str, Any], path: str | os.PathLike[str], title: str | None = None) -> Path:
-    """Write the self-contained HTML report of a run record (the dict ``chainrule train --log``
-    writes) to ``path``, atomically; returns the path. Raises :class:`RunRecordError` for a
+def write_report(
+    record: RunRecord | dict[str, Any], path: str | os.PathLike[str], title: str | None = None
+) -> Path:
+    """Write the self-contained HTML report of a run record (a :class:`RunRecord` or the dict
+    ``chainrule train --log`` writes) to ``path``, atomically; returns the path. Raises :class:`RunRecordError` for a
     malformed record and :class:`~chainrule.errors.MissingDependencyError` without matplotlib."""
     text = render_report(record, title)
     target = Path(path)

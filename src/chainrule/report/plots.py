@@ -22,6 +22,8 @@ import numpy as np
 
 from chainrule._io import atomic_write_bytes
 from chainrule.errors import DataError, MissingDependencyError
+from chainrule.nn.functional import sigmoid
+from chainrule.train.flow import GradientFlow
 
 __all__ = [
     "confusion_png",
@@ -42,8 +44,8 @@ DPI = 100
 def _figure(width: float, height: float) -> Any:
     """A fresh Agg-backed :class:`~matplotlib.figure.Figure` (no pyplot, no global state)."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # optional: plot extra, to draw
+        from matplotlib.figure import Figure  # optional: plot extra, to draw
     except ImportError as exc:
         raise MissingDependencyError("matplotlib", "plots", "plot") from exc
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
@@ -126,7 +128,7 @@ def plot_history(history: Any, path: PathArg, title: str | None = None) -> Path:
 def _log_ticks(ax: Any, which: str = "xy") -> None:
     """Readable log-axis labels: plain numbers at 1, 2, 5 × 10^k, or only at powers of ten when
     the axis spans more than two and a half decades."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator  # optional: plot extra, to draw
 
     def labeller(axis: Any) -> Any:
         def label(v: float, _pos: int) -> str:
@@ -150,7 +152,7 @@ def _log_ticks(ax: Any, which: str = "xy") -> None:
 
 
 def _percent() -> Any:
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter  # optional: plot extra, to draw
 
     return FuncFormatter(lambda v, _pos: f"{100 * v:.0f}%" if v >= 0.1 else f"{100 * v:.1f}%")
 
@@ -159,8 +161,6 @@ def _percent() -> Any:
 
 
 def _as_flow(flow: Any) -> Any:
-    from chainrule.train.flow import GradientFlow
-
     if isinstance(flow, GradientFlow):
         return flow
     return GradientFlow.from_dict(flow)
@@ -179,7 +179,7 @@ def flow_png(flow: Any, title: str | None = None) -> bytes:
     """Gradient-flow heatmaps as PNG bytes: ``‖δ^l‖`` and ``‖ΔW^l‖/‖W^l‖`` (log colour scales),
     layers down (layer 1, nearest the input, on top), recorded steps across. NaN/Inf cells are
     black, zero or missing ones light grey; cells that raised a warning carry a marker."""
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # optional: plot extra, to draw
 
     flow = _as_flow(flow)
     steps = flow.steps
@@ -195,8 +195,8 @@ def flow_png(flow: Any, title: str | None = None) -> bytes:
     )
     x_edges = _edges(steps)
     y_edges = np.arange(n_layers + 1) - 0.5
-    import matplotlib
-    import matplotlib.colors
+    import matplotlib  # optional: plot extra, to draw
+    import matplotlib.colors  # optional: plot extra, to draw
 
     for ax, (metric, label, cmap_name) in zip(axes, panels, strict=True):
         data = flow.series(metric).T  # (L, T)
@@ -448,7 +448,7 @@ def _pick_training_runs(result: Any) -> list[Any]:
 
 
 def _vanishing_training(result: Any) -> bytes:
-    import matplotlib
+    import matplotlib  # optional: plot extra, to draw
 
     runs = _pick_training_runs(result)
     n = len(runs)
@@ -548,8 +548,6 @@ def _vanishing_ratios(result: Any) -> bytes:
 
 
 def _sigmoid_bound(result: Any) -> bytes:
-    from chainrule.nn.functional import sigmoid
-
     fig = _figure(9.0, 3.6)
     ax_s, ax_b = fig.subplots(1, 2)
     z = np.linspace(-8, 8, 801)
