@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from chainrule import __version__
+from chainrule.cli import commands
 from chainrule.errors import ChainruleError
 
 EXIT_ERROR = 1
@@ -37,8 +38,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def _commands() -> list[object]:
-    from chainrule.cli import commands
-
     mods = []
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-import numpy as np
+from chainrule.report.record import json_default
 
-from chainrule.errors import ConfigError
+T = TypeVar("T")
 
 
 def _number(cast: Callable[[str], Any], ok: Callable[[Any], bool], what: str) -> Callable[[str], Any]:
@@ -96,77 +97,18 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_dataset(args: argparse.Namespace) -> Any:
-    from chainrule.io import load_data
-
-    bars = DownloadBars(enabled=not getattr(args, "quiet", False))
-    try:
-        return load_data(
-            args.data,
-            args.data_dir,
-            target=args.target,
-            download=args.download,
-            seed=getattr(args, "seed", 0),
-            progress=bars,
-        )
-    finally:
-        bars.close()
-
-
-class DownloadBars:
-    """``progress(filename, bytes_done, total)`` for :func:`chainrule.io.data.load_mnist`: one tqdm
-    bar per file on stderr (nothing when disabled or without tqdm)."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._bars: dict[str, Any] = {}
-
-    def __call__(self, name: str, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        bar = self._bars.get(name)
-        if bar is None:
-            try:
-                from tqdm.auto import tqdm
-            except ImportError:
-                self.enabled = False
-                return
-            bar = self._bars[name] = tqdm(
-                total=total,
-                desc=f"downloading {name}",
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                leave=False,
-            )
-        bar.update(done - bar.n)
-
-    def close(self) -> None:
-        for bar in self._bars.values():
-            bar.close()
+def config_from(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """The dataclass ``cls`` (a job's config) from the parsed options of the same names, then
+    ``overrides`` (for fields without an option of their name, e.g. ``progress=not args.quiet``)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+    return cls(**{**values, **overrides})
 
 
 def json_line(obj: Any) -> None:
     """Print one JSON object on one line to stdout (the machine-readable last line)."""
-    print(json.dumps(obj, default=_default, separators=(",", ":")))
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    print(json.dumps(obj, default=json_default, separators=(",", ":")))
 
 
 def status(msg: str, quiet: bool) -> None:
     if not quiet:
         print(msg, file=sys.stderr)
-
-
-def check_model_fits(net: Any, n_features: int, n_classes: int) -> None:
-    if net.input_dim is not None and net.input_dim != n_features:
-        raise ConfigError(f"the model expects {net.input_dim} input features but the data has {n_features}")
-    out = net.output_dim()
-    if out is not None and out > 1 and out < n_classes:
-        raise ConfigError(f"the model has {out} outputs but the data has {n_classes} classes")

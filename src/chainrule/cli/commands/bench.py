@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from chainrule.cli.commands import _common as c
+from chainrule.jobs.bench import BenchConfig, run_bench
 
 NAME = "bench"
 HELP = "time chainrule against PyTorch autograd on the same net, weights and shuffles"
@@ -50,10 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.backend import get_backend
-    from chainrule.studies.bench import BenchConfig, run_bench
-
-    get_backend(args.backend, args.device)  # a missing backend or GPU fails before any work
     cfg = BenchConfig(
         layers=args.layers,
         activation=args.activation,

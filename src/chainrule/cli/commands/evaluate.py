@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 from chainrule.cli.commands import _common as c
+from chainrule.jobs.evaluate import EvaluateConfig, run_evaluate
 
 NAME = "evaluate"
 HELP = "evaluate a saved model on a dataset's test part"
@@ -24,26 +23,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.io.serialize import load
-    from chainrule.train.loop import evaluate
-
-    net = load(args.model)
-    data = c.load_dataset(args)
-    c.check_model_fits(net, data.n_features, data.n_classes)
-    x, y = (data.x_test, data.y_test) if data.n_test else (data.x_train, data.y_train)
-    ev = evaluate(net, x.astype(net.dtype, copy=False), y)
+    res = run_evaluate(c.config_from(EvaluateConfig, args, progress=not args.quiet))
     if args.json:
-        c.json_line(
-            {"accuracy": ev["accuracy"], "loss": ev["loss"], "n": ev["n"], "confusion": ev["confusion"]}
-        )
+        c.json_line({"accuracy": res.accuracy, "loss": res.loss, "n": res.n, "confusion": res.confusion})
         return 0
-    print(f"{data.name}: accuracy {ev['accuracy']:.4f}  loss {ev['loss']:.4f}  on {ev['n']} samples")
+    print(f"{res.dataset}: accuracy {res.accuracy:.4f}  loss {res.loss:.4f}  on {res.n} samples")
     if not args.quiet:
-        conf = ev["confusion"]
+        conf = res.confusion
         width = max(5, len(str(conf.max())) + 1)
         print("confusion matrix (rows: true class, columns: predicted)", file=sys.stdout)
         print(" " * 4 + "".join(f"{j:>{width}}" for j in range(conf.shape[1])))
         for i, row in enumerate(conf):
             print(f"{i:>3} " + "".join(f"{v:>{width}}" for v in row))
-        print(f"per-class accuracy: {np.round(np.diag(conf) / np.maximum(conf.sum(1), 1), 3).tolist()}")
+        print(f"per-class accuracy: {res.per_class_accuracy}")
     return 0

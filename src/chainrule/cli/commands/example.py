@@ -6,6 +6,7 @@ import argparse
 import json
 
 from chainrule.cli.commands import _common as c
+from chainrule.studies.example import LR, MAX_ITER, RATES, TOLERANCE, render_text, run_example
 
 NAME = "example"
 HELP = "rebuild seed 002's worked example and check every figure it prints"
@@ -28,8 +29,6 @@ def _rates(text: str) -> list[float]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from chainrule.studies.example import LR, MAX_ITER, RATES, TOLERANCE
-
     p.add_argument(
         "--lr", type=c.positive_float, default=LR, help=f"step size of the one step (default {LR})"
     )
@@ -52,8 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.studies.example import render_text, run_example
-
     res = run_example(
         args.lr,
         rates=None if args.no_convergence else args.rates,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from chainrule.cli.commands import _common as c
+from chainrule.jobs.gradcheck import GradcheckConfig, run_gradcheck
 
 NAME = "gradcheck"
 HELP = "check every gradient of a network against central differences (float64)"
@@ -28,46 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
 
 
-def _one(net, batch: int, seed: int, l2: float):
-    from chainrule.backend import numpy_backend
-    from chainrule.inspect.gradcheck import gradcheck
-
-    rng = np.random.default_rng(seed)
-    net.to(numpy_backend, "float64")
-    d, k = net.input_dim, net.output_dim()
-    x = rng.standard_normal((batch, d))
-    y = rng.integers(0, k, batch) if k > 1 else rng.integers(0, 2, batch)
-    return gradcheck(net, x, y, l2=l2, check_input=True, seed=seed)
-
-
 def run(args: argparse.Namespace) -> int:
-    from chainrule.nn.builders import mlp
-
-    results = {}
-    if args.model:
-        from chainrule.io.serialize import load
-
-        results[args.model] = _one(load(args.model), args.batch, args.seed, args.l2)
-    elif args.all:
-        for act in ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softplus", "maxout"]:
-            for loss in ["squared", "softmax-ce", "bce"]:
-                net = mlp(args.layers, act, loss=loss, seed=args.seed, dtype=np.float64)
-                results[f"{act}/{loss}"] = _one(net, args.batch, args.seed, args.l2)
-    else:
-        net = mlp(args.layers, args.activation, loss=args.loss, seed=args.seed, dtype=np.float64)
-        results[f"{args.activation}/{args.loss}"] = _one(net, args.batch, args.seed, args.l2)
-    ok = all(r.ok for r in results.values())
+    report = run_gradcheck(c.config_from(GradcheckConfig, args, every_kind=args.all))
     if args.json:
-        c.json_line(
-            {
-                "ok": ok,
-                "results": {
-                    k: {"max_error": r.max_error, "errors": r.errors, "ok": r.ok} for k, r in results.items()
-                },
-            }
-        )
+        results = {
+            k: {"max_error": r.max_error, "errors": r.errors, "ok": r.ok} for k, r in report.results.items()
+        }
+        c.json_line({"ok": report.ok, "results": results})
     else:
-        for name, r in results.items():
+        for name, r in report.results.items():
             print(f"== {name}\n{r}")
-        print("all gradients agree" if ok else "GRADIENT CHECK FAILED")
-    return 0 if ok else 1
+        print("all gradients agree" if report.ok else "GRADIENT CHECK FAILED")
+    return 0 if report.ok else 1

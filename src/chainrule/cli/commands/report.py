@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from chainrule.errors import ConfigError
+from chainrule.cli.commands import _common as c
+from chainrule.jobs.report import ReportConfig, run_report
 
 NAME = "report"
 HELP = "write a self-contained HTML report of a training run (from `train --log RUN.json`)"
@@ -25,14 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.report.html import load_run, write_report
-
-    out = Path(args.out)
-    parent = out.expanduser().resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(f"cannot write {args.out}: directory {parent} does not exist")
-    record = load_run(args.run)
-    path = write_report(record, out, title=args.title)
+    path = run_report(c.config_from(ReportConfig, args))
     if not args.quiet:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from chainrule.jobs.seeds import SeedsConfig, run_seeds
+from chainrule.studies.seeds import SEEDS
+
 NAME = "seeds"
 HELP = "walk through the seed posts: each formula, its chainrule implementation, a live check, the slips"
 DESCRIPTION = (
@@ -15,8 +18,6 @@ DESCRIPTION = (
 
 
 def _seeds(text: str) -> list[str]:
-    from chainrule.studies.seeds import SEEDS
-
     out = []
     for part in text.split(","):
         p = part.strip()
@@ -39,12 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule.studies.seeds import collect, render
-
-    fmt = "json" if args.json else args.format
-    results = collect(args.only)
-    sys.stdout.write(render(fmt=fmt, only_errata=args.errata, results=results))
-    ok = all(c.passed for cs, _ in results.values() for c in cs) and all(
-        s.confirmed for _, ss in results.values() for s in ss
+    out = run_seeds(
+        SeedsConfig(only=args.only, format="json" if args.json else args.format, errata=args.errata)
     )
-    return 0 if ok else 1
+    sys.stdout.write(out.text)
+    return 0 if out.ok else 1

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from chainrule.cli.commands import _common as c
-from chainrule.errors import ConfigError, MissingDependencyError
+from chainrule.jobs.vanishing import VanishingConfig, run_vanishing
 
 NAME = "vanishing"
 HELP = "measure vanishing and exploding gradients in deep sigmoid/tanh/ReLU nets (seed 004)"
@@ -45,56 +44,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chainrule._io import atomic_write_text
-    from chainrule.io import load_data
-    from chainrule.studies.vanishing import run_study
-
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {args.out}: exists and is not a directory")
-    if not args.no_plots:
-        out.mkdir(parents=True, exist_ok=True)  # like mkdir -p: an output folder may be new
-    if not args.no_plots:  # fail before minutes of training, not after
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError("matplotlib", "plots", "plot") from None
-    data = load_data(args.data, args.data_dir)
-    c.status(data.summary(), args.quiet)
-    result = run_study(
-        quick=args.quick,
-        data=data,
-        depths=args.depths,
-        width=args.width,
-        steps=args.steps,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
-    written = []
-    if not args.no_plots:
-        import json
-
-        from chainrule.report.plots import plot_vanishing
-
-        written = plot_vanishing(result, out)
-        log = out / "vanishing.json"
-        atomic_write_text(log, json.dumps(result.to_dict(series=True), default=c._default, indent=1))
-        written.append(log)
+    cfg = c.config_from(VanishingConfig, args, plots=not args.no_plots, progress=not args.quiet)
+    res = run_vanishing(cfg, log=lambda msg: c.status(msg, args.quiet))
     if not args.quiet:
-        s = result.settings
+        s = res.result.settings
         stream = sys.stderr if args.json else sys.stdout
         print(
             f"{s['dataset']}: SGD lr {s['lr']}, batch {s['batch_size']}, {s['steps']} steps per net; "
             f"gradient measured as {s['measure']}, {s['probe_size']} rows\n",
             file=stream,
         )
-        print(result.table, file=stream)
+        print(res.result.table, file=stream)
         print("", file=stream)
-        print(result.bound_table(), file=stream)
-        for path in written:
+        print(res.result.bound_table(), file=stream)
+        for path in res.written:
             print(f"wrote {path}", file=sys.stderr)
     if args.json:
-        summary = result.to_dict()
-        summary["written"] = [str(p) for p in written]
+        summary = res.result.to_dict()
+        summary["written"] = [str(p) for p in res.written]
         c.json_line(summary)
     return 0
