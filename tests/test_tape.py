@@ -76,7 +76,7 @@ def test_shared_weight_is_one_parameter_stepped_and_decayed_once() -> None:
 
 
 def test_tied_autoencoder_trains_and_round_trips(tmp_path: Any) -> None:
-    net, enc = tied_autoencoder(np.float32)
+    net, _ = tied_autoencoder(np.float32)
     x = _x(64, seed=1).astype(np.float32)
     before = net.cost(x, x)
     cr.fit(net, x, x, lr=2.0, batch_size=16, epochs=30, progress=False)
