@@ -120,3 +120,45 @@ def test_imports_inside_functions_are_optional_heavy_dependencies(path: pathlib.
         elif "# optional" not in lines[lineno - 1]:
             bad.append(f"{lineno}: {mod} (add a '# optional: ...' comment saying why it is deferred)")
     assert bad == [], "\n".join(bad)
+
+
+MAX_FUNCTION_LINES = 100
+
+
+def test_no_function_is_longer_than_100_lines() -> None:
+    long = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                n = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({n} lines)")
+    assert long == [], "\n".join(long)
+
+
+#: the stable formulas, as array code; they may appear only in nn/functional.py (kernel strings aside)
+FORMULA_NAMES = {"sigmoid", "softmax", "log_softmax", "softplus", "logsumexp"}
+FORMULA_SHAPES = ("exp(-xp.abs(", "exp(-np.abs(", "np.negative(np.abs(", "log1p(xp.exp(-", "log1p(np.exp(-")
+
+
+def test_stable_formulas_are_written_once() -> None:
+    """No module but ``nn/functional.py`` defines a sigmoid/softmax/log-softmax/softplus or writes
+    their stable forms (``e^{-|z|}``, ``log1p(e^{-|z|})``) in array code."""
+    home = SRC / "nn" / "functional.py"
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path == home:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name.lstrip("_").split("_into")[0] in FORMULA_NAMES:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} defines {node.name}")
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0].replace(" ", "")
+            if (
+                any(s.replace(" ", "") in code for s in FORMULA_SHAPES)
+                and '"' not in code
+                and "'" not in code
+            ):
+                found.append(f"{path.relative_to(SRC)}:{i} writes a stable formula: {line.strip()}")
+    assert found == [], "\n".join(found)

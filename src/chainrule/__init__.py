@@ -18,6 +18,8 @@ from __future__ import annotations
 from chainrule.backend import Backend, available_backends, get_backend, numpy_backend, to_numpy
 from chainrule.errors import ChainruleError
 from chainrule.inspect.gradcheck import gradcheck, gradcheck_layer
+from chainrule.io import Dataset, load_data, load_default, load_mnist
+from chainrule.io.serialize import load, save
 from chainrule.nn.builders import mlp
 from chainrule.nn.layer import Layer
 from chainrule.nn.layers import Dense, Identity, LeakyReLU, Maxout, ReLU, Sigmoid, Softmax, Softplus, Tanh
@@ -25,6 +27,7 @@ from chainrule.nn.losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, 
 from chainrule.nn.model import Sequential
 from chainrule.nn.params import Param
 from chainrule.optim import SGD, Adam, Momentum, Nesterov, get_optimizer
+from chainrule.train import History, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -33,7 +36,9 @@ __all__ = [
     "Adam",
     "Backend",
     "ChainruleError",
+    "Dataset",
     "Dense",
+    "History",
     "Identity",
     "Layer",
     "LeakyReLU",
@@ -52,28 +57,19 @@ __all__ = [
     "Tanh",
     "__version__",
     "available_backends",
+    "evaluate",
+    "fit",
     "get_backend",
     "get_loss",
     "get_optimizer",
     "gradcheck",
     "gradcheck_layer",
+    "load",
+    "load_data",
+    "load_default",
+    "load_mnist",
     "mlp",
     "numpy_backend",
+    "save",
     "to_numpy",
 ]
-
-
-def __getattr__(name: str):  # lazy: keep `import chainrule` light
-    if name in ("fit", "evaluate", "History"):
-        from chainrule import train
-
-        return getattr(train, name)
-    if name in ("save", "load"):
-        from chainrule.io import serialize
-
-        return getattr(serialize, name)
-    if name in ("load_data", "load_mnist", "load_default", "Dataset"):
-        from chainrule import io as data
-
-        return getattr(data, name)
-    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
