@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 
 from chainrule.cli import main
+from chainrule.nn.builders import hidden_activations
+from chainrule.nn.layer import LAYERS
+from chainrule.nn.losses import LOSSES
 
 SMALL = ["--layers", "784,32,10", "--epochs", "1", "--quiet"]
 
@@ -100,7 +103,10 @@ def test_gradcheck_command(capsys) -> None:
     code, out, _ = run_cli(capsys, "gradcheck", "--all", "--json")
     assert code == 0
     res = json.loads(out)
-    assert res["ok"] and len(res["results"]) == 21
+    # every registered layer kind on its own, and every hidden activation × every loss
+    expected = {f"layer:{k}" for k in LAYERS} | {f"{a}/{lo}" for a in hidden_activations() for lo in LOSSES}
+    assert res["ok"] and set(res["results"]) == expected
+    assert {"layer:dense", "layer:dense_tied", "layer:softmax", "tanh/bce", "maxout/squared"} <= expected
     assert all(r["max_error"] < 1e-7 for r in res["results"].values())
 
 

@@ -7,6 +7,7 @@ import sys
 
 from chainrule.cli.commands import _common as c
 from chainrule.jobs.bench import BenchConfig, run_bench
+from chainrule.nn.layer import activation_kinds
 
 NAME = "bench"
 HELP = "time chainrule against PyTorch autograd on the same net, weights and shuffles"
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--activation",
         default="relu",
-        choices=["relu", "leaky_relu", "sigmoid", "tanh", "identity", "softplus"],
+        choices=activation_kinds(),
     )
     p.add_argument("--batch-size", type=c.positive_int, default=128)
     p.add_argument("--epochs", type=c.positive_int, default=5)

@@ -6,6 +6,8 @@ import argparse
 
 from chainrule.cli.commands import _common as c
 from chainrule.jobs.gradcheck import GradcheckConfig, run_gradcheck
+from chainrule.nn.builders import hidden_activations
+from chainrule.nn.losses import LOSSES
 
 NAME = "gradcheck"
 HELP = "check every gradient of a network against central differences (float64)"
@@ -16,9 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--activation",
         default="tanh",
-        choices=["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "maxout"],
+        choices=hidden_activations(),
     )
-    p.add_argument("--loss", default="softmax-ce", choices=["softmax-ce", "squared", "bce"])
+    p.add_argument("--loss", default="softmax-ce", choices=list(LOSSES))
     p.add_argument("--l2", type=c.nonneg_float, default=0.0)
     p.add_argument("--batch", type=c.positive_int, default=4, help="random samples to check on")
     p.add_argument("--seed", type=c.nonneg_int, default=0)

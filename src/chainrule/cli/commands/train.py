@@ -10,6 +10,11 @@ import numpy as np
 
 from chainrule.cli.commands import _common as c
 from chainrule.jobs.train import TrainConfig, default_lr, run_train
+from chainrule.nn.builders import hidden_activations
+from chainrule.nn.init import INITIALIZERS
+from chainrule.nn.layer import activation_kinds
+from chainrule.nn.losses import LOSSES
+from chainrule.optim import OPTIMIZERS
 from chainrule.report.record import RunRecord
 
 NAME = "train"
@@ -31,16 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--activation",
         default="relu",
-        choices=["relu", "leaky_relu", "sigmoid", "tanh", "softplus", "identity", "maxout"],
+        choices=hidden_activations(),
     )
     p.add_argument(
         "--output-activation",
         default="auto",
-        choices=["auto", "identity", "sigmoid", "softmax", "tanh", "relu"],
+        choices=["auto", *activation_kinds(), "softmax"],
         help="activation after the last layer (auto: none for softmax-ce/bce, sigmoid for squared)",
     )
-    p.add_argument("--loss", default="softmax-ce", choices=["softmax-ce", "squared", "bce"])
-    p.add_argument("--optimizer", default="sgd", choices=["sgd", "momentum", "nesterov", "adam"])
+    p.add_argument("--loss", default="softmax-ce", choices=list(LOSSES))
+    p.add_argument("--optimizer", default="sgd", choices=list(OPTIMIZERS))
     p.add_argument(
         "--lr",
         type=c.positive_float,
@@ -63,7 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="L2 strength λ: cost += λ/2·ΣW², weights only (seed 001)",
     )
-    p.add_argument("--init", default="auto", choices=["auto", "normal", "xavier", "he", "lecun"])
+    p.add_argument("--init", default="auto", choices=["auto", *INITIALIZERS])
     p.add_argument("--seed", type=c.nonneg_int, default=0)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument(
