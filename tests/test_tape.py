@@ -186,3 +186,20 @@ def test_buffer_layer_modes_gradients_and_round_trip(running_center: type, tmp_p
     np.testing.assert_array_equal(again.layers[1].mu.value, mu)
     np.testing.assert_array_equal(again.eval().forward(x), eval_out)
     assert [name for name, _ in again.named_buffers()] == ["1.mu"]
+
+
+def test_a_shared_layer_trains_the_same_on_the_fast_and_plain_paths() -> None:
+    """The fast planner must not treat two applications of one Dense as two weights (a fused
+    update per application would step W twice with half its gradient each time)."""
+    r = np.random.default_rng(9)
+    x, y = r.standard_normal((64, 4)), r.integers(0, 3, 64)
+    weights = []
+    for fast in (True, False):
+        shared = Dense(4, 4, rng=3, dtype=np.float64)
+        net = Sequential(
+            [shared, Tanh(), shared, Tanh(), Dense(4, 3, rng=4, dtype=np.float64)], loss="softmax-ce"
+        )
+        cr.fit(net, x, y, lr=0.3, batch_size=16, epochs=2, progress=False, fast=fast)
+        weights.append([p.value.copy() for p in net.params])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
