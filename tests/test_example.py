@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -32,6 +34,9 @@ from chainrule.studies.example import (
 )
 
 NAMES = [f"w{i}" for i in range(1, 11)] + ["b1", "b2"]
+POSTS = pathlib.Path(
+    os.environ.get("CHAINRULE_SEED_POSTS", pathlib.Path(__file__).resolve().parents[2] / "shared" / "seeds")
+)
 
 
 def _torch_params() -> dict[str, torch.Tensor]:
@@ -196,6 +201,26 @@ def test_post_data_is_the_posts_printed_figures():
     assert grads["∂E/∂b1"] == 0.0008 and grads["∂E/∂w8"] == 0.1183
     upd = {n: v for n, v, _, _ in POST["updated"]}
     assert upd["b1"] == 0.05 and upd["b2"] == 0.498
+
+
+def _squeeze(text: str) -> str:
+    """The post's LaTeX and our plain arithmetic, both without spaces and multiplication signs."""
+    return re.sub(r"\s+|\\times|×", "", text).replace("−", "-")
+
+
+def test_post_data_is_in_the_post_itself():
+    """Every figure and every line of arithmetic in POST, against the post's own text (when on disk)."""
+    files = sorted(POSTS.glob("002_*.txt")) if POSTS.is_dir() else []
+    if not files:
+        pytest.skip(f"post 002 is not on disk ({POSTS})")
+    text = files[0].read_text(encoding="utf-8")
+    squeezed = _squeeze(text)
+    rows = [row for section in POST.values() for row in section]
+    assert len(rows) == 8 + 8 + 12 + 12
+    for name, printed, expr, _ in rows:
+        assert f"{printed:.4f}" in text or f"{printed:g}" in text, name
+        if expr is not None:
+            assert _squeeze(expr) in squeezed, (name, expr)
 
 
 @pytest.mark.parametrize("lr", [0.5, 1.0, 3.0])

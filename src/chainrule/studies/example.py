@@ -39,10 +39,13 @@ from chainrule.nn.model import Sequential
 from chainrule.optim import SGD
 
 __all__ = [
+    "BIAS",
     "LR",
+    "PARAM_INDEX",
     "POST",
     "RATES",
     "TOLERANCE",
+    "WEIGHTS",
     "Convergence",
     "Erratum",
     "ExampleResult",
@@ -86,62 +89,69 @@ PARAM_INDEX: dict[str, tuple[int, str, tuple[int, ...] | None]] = {
     "b2": (2, "b", None),
 }
 
-# -- what the post prints: (name, printed figure, the post's own arithmetic or None, note) ----------
-# "note" records how the post labels the line when that differs from the quantity.
+# -- what the post prints ---------------------------------------------------------------------------
+# The forward and chain-factor lines: (name, printed figure, the post's own arithmetic or None).
+_FORWARD_LINES: list[tuple[str, float, str | None]] = [
+    ("z_h1", 4.3, "0.1 × 1 + 0.3 × 4 + 0.5 × 5 + 0.5"),
+    ("h1", 0.9866, None),
+    ("z_h2", 5.3, "0.2 × 1 + 0.4 × 4 + 0.6 × 5 + 0.5"),
+    ("h2", 0.9950, None),
+    ("z_o1", 2.0862, "0.7 × 0.9866 + 0.9 × 0.9950 + 0.5"),
+    ("o1", 0.8896, None),
+    ("z_o2", 1.3888, "0.8 × 0.9866 + 0.1 × 0.9950 + 0.5"),
+    ("o2", 0.8004, None),
+]
+_CHAIN_LINES: list[tuple[str, float, str | None]] = [
+    ("∂E/∂o1 = o1 − t1", 0.7896, "0.8896 − 0.1"),
+    ("∂E/∂o2 = o2 − t2", 0.7504, None),
+    ("o1(1 − o1)", 0.0983, None),
+    ("o2(1 − o2)", 0.1598, None),
+    ("∂E/∂h1", 0.1502, "0.7896 × 0.0983 × 0.7 + 0.7504 × 0.1598 × 0.8"),
+    ("∂E/∂h2", 0.0818, "0.7896 × 0.0983 × 0.9 + 0.7504 × 0.1598 × 0.1"),
+    ("h1(1 − h1)", 0.0132, None),
+    ("h2(1 − h2)", 0.0049, None),
+]
+# The gradient and update lines, one row per parameter θ: (θ, printed ∂E/∂θ, the post's arithmetic
+# for it, printed θ after the step, the post's arithmetic for that).
+_PARAMETER_LINES: list[tuple[str, float, str, float, str]] = [
+    ("w1", 0.0020, "0.1502 × 0.0132 × 1", 0.1000, "0.1 − 0.01 × 0.0020"),
+    ("w2", 0.0004, "0.0818 × 0.0049 × 1", 0.2000, "0.2 − 0.01 × 0.0004"),
+    ("w3", 0.0079, "0.1502 × 0.0132 × 4", 0.2999, "0.3 − 0.01 × 0.0079"),
+    ("w4", 0.0016, "0.0818 × 0.0049 × 4", 0.4000, "0.4 − 0.01 × 0.0016"),
+    ("w5", 0.0099, "0.1502 × 0.0132 × 5", 0.4999, "0.5 − 0.01 × 0.0099"),
+    ("w6", 0.0020, "0.0818 × 0.0049 × 5", 0.6000, "0.6 − 0.01 × 0.0020"),
+    ("w7", 0.0765, "(0.8896 − 0.1) × (0.8896 × (1 − 0.8896)) × 0.9866", 0.6992, "0.7 − 0.01 × 0.0765"),
+    ("w8", 0.1183, "0.7504 × 0.1598 × 0.9866", 0.7988, "0.8 − 0.01 × 0.1183"),
+    ("w9", 0.0772, "0.7896 × 0.0983 × 0.9950", 0.8992, "0.9 − 0.01 × 0.0772"),
+    ("w10", 0.1193, "0.7504 × 0.1598 × 0.9950", 0.0988, "0.1 − 0.01 × 0.1193"),
+    (
+        "b1",
+        0.0008,
+        "0.7896 × 0.9983 × 0.7 × 0.0132 × 1 + 0.7504 × 0.1598 × 0.1 × 0.0049 × 1",
+        0.0500,
+        "0.1 − 0.01 × 0.0008",
+    ),
+    ("b2", 0.1975, "0.7896 × 0.0983 × 1 + 0.7504 × 0.1598 × 1", 0.4980, "0.1 − 0.01 × 0.1975"),
+]
+# How the post labels a line when that differs from the quantity, or what else to know about it.
+_NOTES = {
+    "z_o2": "printed as z_o1 = w7 h1 + w9 h2 + b2",
+    "o2": "printed as o1 = σ(z_o1)",
+    "o1(1 − o1)": "the b1 line types 0.9983",
+    "∂E/∂w10": "written ∂E/∂w_10",
+    "∂E/∂b1": "tied: one b1 for both hidden units",
+    "∂E/∂b2": "tied: one b2 for both outputs",
+    "w10": "written w_10",
+    "b1": "b1 := b1 − α ∂E/∂b1",
+    "b2": "printed as b_1 := b_2 − α ∂E/∂b2",
+}
+
+#: what the post prints, per section: (name, printed figure, the post's own arithmetic or None, note)
 POST: dict[str, list[tuple[str, float, str | None, str]]] = {
-    "forward": [
-        ("z_h1", 4.3, "0.1 × 1 + 0.3 × 4 + 0.5 × 5 + 0.5", ""),
-        ("h1", 0.9866, None, ""),
-        ("z_h2", 5.3, "0.2 × 1 + 0.4 × 4 + 0.6 × 5 + 0.5", ""),
-        ("h2", 0.9950, None, ""),
-        ("z_o1", 2.0862, "0.7 × 0.9866 + 0.9 × 0.9950 + 0.5", ""),
-        ("o1", 0.8896, None, ""),
-        ("z_o2", 1.3888, "0.8 × 0.9866 + 0.1 × 0.9950 + 0.5", "printed as z_o1 = w7 h1 + w9 h2 + b2"),
-        ("o2", 0.8004, None, "printed as o1 = σ(z_o1)"),
-    ],
-    "chain": [
-        ("∂E/∂o1 = o1 − t1", 0.7896, "0.8896 − 0.1", ""),
-        ("∂E/∂o2 = o2 − t2", 0.7504, None, ""),
-        ("o1(1 − o1)", 0.0983, None, "the b1 line types 0.9983"),
-        ("o2(1 − o2)", 0.1598, None, ""),
-        ("∂E/∂h1", 0.1502, "0.7896 × 0.0983 × 0.7 + 0.7504 × 0.1598 × 0.8", ""),
-        ("∂E/∂h2", 0.0818, "0.7896 × 0.0983 × 0.9 + 0.7504 × 0.1598 × 0.1", ""),
-        ("h1(1 − h1)", 0.0132, None, ""),
-        ("h2(1 − h2)", 0.0049, None, ""),
-    ],
-    "gradients": [
-        ("∂E/∂w1", 0.0020, "0.1502 × 0.0132 × 1", ""),
-        ("∂E/∂w2", 0.0004, "0.0818 × 0.0049 × 1", ""),
-        ("∂E/∂w3", 0.0079, "0.1502 × 0.0132 × 4", ""),
-        ("∂E/∂w4", 0.0016, "0.0818 × 0.0049 × 4", ""),
-        ("∂E/∂w5", 0.0099, "0.1502 × 0.0132 × 5", ""),
-        ("∂E/∂w6", 0.0020, "0.0818 × 0.0049 × 5", ""),
-        ("∂E/∂w7", 0.0765, "(0.8896 − 0.1) × (0.8896 × (1 − 0.8896)) × 0.9866", ""),
-        ("∂E/∂w8", 0.1183, "0.7504 × 0.1598 × 0.9866", ""),
-        ("∂E/∂w9", 0.0772, "0.7896 × 0.0983 × 0.9950", ""),
-        ("∂E/∂w10", 0.1193, "0.7504 × 0.1598 × 0.9950", "written ∂E/∂w_10"),
-        (
-            "∂E/∂b1",
-            0.0008,
-            "0.7896 × 0.9983 × 0.7 × 0.0132 × 1 + 0.7504 × 0.1598 × 0.1 × 0.0049 × 1",
-            "tied: one b1 for both hidden units",
-        ),
-        ("∂E/∂b2", 0.1975, "0.7896 × 0.0983 × 1 + 0.7504 × 0.1598 × 1", "tied: one b2 for both outputs"),
-    ],
-    "updated": [
-        ("w1", 0.1000, "0.1 − 0.01 × 0.0020", ""),
-        ("w2", 0.2000, "0.2 − 0.01 × 0.0004", ""),
-        ("w3", 0.2999, "0.3 − 0.01 × 0.0079", ""),
-        ("w4", 0.4000, "0.4 − 0.01 × 0.0016", ""),
-        ("w5", 0.4999, "0.5 − 0.01 × 0.0099", ""),
-        ("w6", 0.6000, "0.6 − 0.01 × 0.0020", ""),
-        ("w7", 0.6992, "0.7 − 0.01 × 0.0765", ""),
-        ("w8", 0.7988, "0.8 − 0.01 × 0.1183", ""),
-        ("w9", 0.8992, "0.9 − 0.01 × 0.0772", ""),
-        ("w10", 0.0988, "0.1 − 0.01 × 0.1193", "written w_10"),
-        ("b1", 0.0500, "0.1 − 0.01 × 0.0008", "b1 := b1 − α ∂E/∂b1"),
-        ("b2", 0.4980, "0.1 − 0.01 × 0.1975", "printed as b_1 := b_2 − α ∂E/∂b2"),
-    ],
+    "forward": [(n, v, e, _NOTES.get(n, "")) for n, v, e in _FORWARD_LINES],
+    "chain": [(n, v, e, _NOTES.get(n, "")) for n, v, e in _CHAIN_LINES],
+    "gradients": [(f"∂E/∂{n}", g, e, _NOTES.get(f"∂E/∂{n}", "")) for n, g, e, _, _ in _PARAMETER_LINES],
+    "updated": [(n, v, e, _NOTES.get(n, "")) for n, _, _, v, e in _PARAMETER_LINES],
 }
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -537,21 +547,47 @@ def _errata(
     fig_grads: list[Figure],
     fig_updated: list[Figure],
 ) -> list[Erratum]:
+    """Every slip of the worked example, each with the library's value; then any other printed figure
+    that disagrees with ours at 4 decimals (none expected beyond these)."""
     g = {f.name: f for f in fig_grads}
     u = {f.name: f for f in fig_updated}
-    db1, db2 = grads["b1"], grads["b2"]
+    errata = [
+        *_bias_gradient_errata(chain, grads["b1"], paths, g["∂E/∂b1"]),
+        *_bias_update_errata(grads, before, after, lr, u),
+        _z_o2_erratum(forward),
+        _w10_erratum(grads["w10"]),
+    ]
+    listed = {"∂E/∂b1", "b1"}
+    errata += [
+        Erratum(
+            key=f"figure {f.name}",
+            where=f.name,
+            post_says=f"{f.post}",
+            correct=f"{f.ours:.6f}",
+            post_value=f.post,
+            correct_value=f.ours,
+        )
+        for f in (*fig_grads, *fig_updated)
+        if f.agrees is False and f.name not in listed
+    ]
+    return errata
+
+
+def _bias_gradient_errata(
+    chain: dict[str, float], db1: float, paths: dict[str, float], printed: Figure
+) -> list[Erratum]:
+    """∂E/∂b1: two of its four chain-rule paths, and a mistyped factor on the same line."""
     two_paths = paths["o1→h1"] + paths["o2→h2"]
     typed = post_arithmetic(_post_expr("gradients", "∂E/∂b1"))
-    w = WEIGHTS
-    z_o1_as_written = w["w7"] * forward["h1"] + w["w9"] * forward["h2"] + BIAS
-    errata = [
+    retyped = post_arithmetic("0.7896 × 0.0983 × 0.7 × 0.0132 + 0.7504 × 0.1598 × 0.1 × 0.0049")
+    return [
         Erratum(
             key="dE/db1",
             where="6 反向传播之倒二层, last line: ∂E/∂b1 = … = 0.0008",
             post_says="∂E/∂b1 = 0.0008 (two paths only: o1→h1 and o2→h2)",
             correct="∂E/∂b1 = Σ_j δ_hj = Σ_k Σ_j δ_ok w_jk h_j(1 − h_j): b1 feeds both hidden units, each "
             "reaching both outputs (four paths)",
-            post_value=g["∂E/∂b1"].post,
+            post_value=printed.post,
             correct_value=db1,
             detail="paths "
             + ", ".join(f"{k} {v:.6f}" for k, v in paths.items())
@@ -560,69 +596,73 @@ def _errata(
         Erratum(
             key="dE/db1 factor",
             where="same line: 0.7896 × 0.9983 × 0.7 × 0.0132",
-            post_says="do1/dz_o1 typed as 0.9983; with it the line evaluates to "
-            f"{typed:.4f}, not the printed 0.0008",
+            post_says=f"do1/dz_o1 typed as 0.9983; with it the line evaluates to {typed:.4f}, not the printed 0.0008",
             correct=f"do1/dz_o1 = o1(1 − o1) = {chain['o1(1 − o1)']:.4f} (the value the post uses elsewhere)",
             post_value=0.9983,
             correct_value=chain["o1(1 − o1)"],
-            detail=f"post's typed arithmetic = {typed:.6f}; with 0.0983 it gives "
-            f"{post_arithmetic('0.7896 × 0.0983 × 0.7 × 0.0132 + 0.7504 × 0.1598 × 0.1 × 0.0049'):.6f}. "
+            detail=f"post's typed arithmetic = {typed:.6f}; with 0.0983 it gives {retyped:.6f}. "
             "The same line also has a stray '+ ×' and writes dz_{2_1}/db_1 for dz_{h_2}/db_1.",
         ),
-        Erratum(
-            key="b1 update",
-            where="b_1 := b_1 − α ∂E/∂b1 = 0.1 − 0.01 × 0.0008 = 0.0500",
-            post_says="starts from b1 = 0.1 (it is 0.5) and prints 0.0500, which is not even 0.1 − 0.000008 "
+    ]
+
+
+def _bias_update_errata(
+    grads: dict[str, float],
+    before: dict[str, float],
+    after: dict[str, float],
+    lr: float,
+    u: dict[str, Figure],
+) -> list[Erratum]:
+    """The two bias updates: both start from 0.1 (the biases are 0.5); b1's printed result is wrong,
+    b2's is right but sits under the label b_1."""
+
+    def update(name: str, where: str, post_says: str, post_value: float | None, detail: str) -> Erratum:
+        correct = f"{name} := 0.5 − {lr:g} × {grads[name]:.6f} = {after[name]:.6f}"
+        return Erratum(f"{name} update", where, post_says, correct, post_value, after[name], detail)
+
+    return [
+        update(
+            "b1",
+            "b_1 := b_1 − α ∂E/∂b1 = 0.1 − 0.01 × 0.0008 = 0.0500",
+            "starts from b1 = 0.1 (it is 0.5) and prints 0.0500, which is not even 0.1 − 0.000008 "
             f"= {post_arithmetic('0.1 − 0.01 × 0.0008'):.6f}",
-            correct=f"b1 := 0.5 − {lr:g} × {db1:.6f} = {after['b1']:.6f}",
-            post_value=u["b1"].post,
-            correct_value=after["b1"],
-            detail=f"b1 before = {before['b1']:g}",
+            u["b1"].post,
+            f"b1 before = {before['b1']:g}",
         ),
-        Erratum(
-            key="b2 update",
-            where="b_1 := b_2 − α ∂E/∂b2 = 0.1 − 0.01 × 0.1975 = 0.4980",
-            post_says="left side b_1 (should be b_2), starts from 0.1 (it is 0.5): 0.1 − 0.001975 = "
+        update(
+            "b2",
+            "b_1 := b_2 − α ∂E/∂b2 = 0.1 − 0.01 × 0.1975 = 0.4980",
+            "left side b_1 (should be b_2), starts from 0.1 (it is 0.5): 0.1 − 0.001975 = "
             f"{post_arithmetic('0.1 − 0.01 × 0.1975'):.6f}; only the printed result 0.4980 is right",
-            correct=f"b2 := 0.5 − {lr:g} × {db2:.6f} = {after['b2']:.6f}",
-            post_value=u["b2"].post_expr_value,
-            correct_value=after["b2"],
-            detail="post_value is the post's arithmetic as typed; its printed 0.4980 agrees with ours",
-        ),
-        Erratum(
-            key="z_o2 label",
-            where="3 计算hidden layer 和 output layer的值, fourth line pair",
-            post_says="z_o1 = w7 h1 + w9 h2 + b2 = 0.8 × 0.9866 + 0.1 × 0.9950 + 0.5 = 1.3888; o1 = σ(z_o1) = 0.8004",
-            correct=f"z_o2 = w8 h1 + w10 h2 + b2 = {forward['z_o2']:.6f}; o2 = σ(z_o2) = {forward['o2']:.6f}",
-            post_value=z_o1_as_written,
-            correct_value=forward["z_o2"],
-            detail="post_value is the formula as written (w7, w9), which is z_o1, not 1.3888",
-        ),
-        Erratum(
-            key="w_10",
-            where="2 隐藏层到输出层 and sections 5-6",
-            post_says="w_10 (LaTeX renders it as w₁0: only the 1 is a subscript)",
-            correct="w_{10}",
-            post_value=None,
-            correct_value=grads["w10"],
-            detail="textual; correct_value is ∂E/∂w10, which the post gets right (0.1193)",
+            u["b2"].post_expr_value,
+            "post_value is the post's arithmetic as typed; its printed 0.4980 agrees with ours",
         ),
     ]
-    # any other printed figure that disagrees at 4 decimals (none expected beyond the above)
-    listed = {"∂E/∂b1", "b1"}
-    for f in (*fig_grads, *fig_updated):
-        if f.agrees is False and f.name not in listed:
-            errata.append(
-                Erratum(
-                    key=f"figure {f.name}",
-                    where=f.name,
-                    post_says=f"{f.post}",
-                    correct=f"{f.ours:.6f}",
-                    post_value=f.post,
-                    correct_value=f.ours,
-                )
-            )
-    return errata
+
+
+def _z_o2_erratum(forward: dict[str, float]) -> Erratum:
+    z_o1_as_written = WEIGHTS["w7"] * forward["h1"] + WEIGHTS["w9"] * forward["h2"] + BIAS
+    return Erratum(
+        key="z_o2 label",
+        where="3 计算hidden layer 和 output layer的值, fourth line pair",
+        post_says="z_o1 = w7 h1 + w9 h2 + b2 = 0.8 × 0.9866 + 0.1 × 0.9950 + 0.5 = 1.3888; o1 = σ(z_o1) = 0.8004",
+        correct=f"z_o2 = w8 h1 + w10 h2 + b2 = {forward['z_o2']:.6f}; o2 = σ(z_o2) = {forward['o2']:.6f}",
+        post_value=z_o1_as_written,
+        correct_value=forward["z_o2"],
+        detail="post_value is the formula as written (w7, w9), which is z_o1, not 1.3888",
+    )
+
+
+def _w10_erratum(dw10: float) -> Erratum:
+    return Erratum(
+        key="w_10",
+        where="2 隐藏层到输出层 and sections 5-6",
+        post_says="w_10 (LaTeX renders it as w₁0: only the 1 is a subscript)",
+        correct="w_{10}",
+        post_value=None,
+        correct_value=dw10,
+        detail="textual; correct_value is ∂E/∂w10, which the post gets right (0.1193)",
+    )
 
 
 # -- rendering -------------------------------------------------------------------------------------
