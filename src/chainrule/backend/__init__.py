@@ -55,7 +55,7 @@ def namespace(*arrays: Any) -> Any:
             "move them to one backend first (model.to(backend), backend.asarray(x))"
         )
     try:
-        import array_api_compat
+        import array_api_compat  # optional: only for non-NumPy arrays
     except ImportError as exc:  # pragma: no cover - only without the extra
         raise MissingDependencyError("array-api-compat", "non-NumPy arrays", "torch") from exc
     return array_api_compat.array_namespace(*arrays)
@@ -98,11 +98,11 @@ class Backend:
             out = np.asarray(to_numpy(x))
             return out if dt is None else out.astype(dt, copy=False)
         if self.name == "torch":
-            import torch
+            import torch  # optional: the torch extra
 
             t = x if _type_module(x) == "torch" else torch.from_numpy(np.ascontiguousarray(x))
             return t.to(device=self.device, dtype=None if dt is None else getattr(torch, dt.name))
-        import cupy
+        import cupy  # optional: the cuda extra
 
         with cupy.cuda.Device(_cuda_index(self.device)):
             return cupy.asarray(x, dtype=dt)
@@ -115,11 +115,11 @@ class Backend:
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU); used only around timers."""
         if self.name == "torch" and self.device.startswith("cuda"):
-            import torch
+            import torch  # optional: the torch extra
 
             torch.cuda.synchronize()
         elif self.name == "cupy":
-            import cupy
+            import cupy  # optional: the cuda extra
 
             cupy.cuda.get_current_stream().synchronize()
 
@@ -148,7 +148,7 @@ def _has(mod: str) -> bool:
 def _torch_cuda() -> bool:
     if not _has("torch"):
         return False
-    import torch
+    import torch  # optional: the torch extra
 
     return bool(torch.cuda.is_available())
 
@@ -157,7 +157,7 @@ def _cupy_cuda() -> bool:
     if not _has("cupy"):
         return False
     try:
-        import cupy
+        import cupy  # optional: the cuda extra
 
         return cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:
@@ -204,7 +204,7 @@ def get_backend(name: str | None = None, device: str | None = None) -> Backend:
     if name == "torch":
         if not _has("torch"):
             raise MissingDependencyError("torch", "the torch backend", "torch")
-        import array_api_compat.torch as xp_torch
+        import array_api_compat.torch as xp_torch  # optional: the torch extra
 
         dev = dev or "cpu"
         if dev.startswith("cuda") and not _torch_cuda():
@@ -217,7 +217,7 @@ def get_backend(name: str | None = None, device: str | None = None) -> Backend:
             raise BackendError("the cupy backend runs on CUDA GPUs only")
         if not _cupy_cuda():
             raise BackendError("cupy is installed but no CUDA GPU is visible")
-        import array_api_compat.cupy as xp_cupy
+        import array_api_compat.cupy as xp_cupy  # optional: the cuda extra
 
         return Backend("cupy", dev or "cuda", xp_cupy)
     raise BackendError(f"unknown backend {name!r}: choose numpy, torch or cupy")
