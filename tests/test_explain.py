@@ -23,9 +23,14 @@ from chainrule.inspect.explain import (
     summarize,
     to_json,
 )
+from chainrule.inspect.explain.notation import GroupNotation, LayerNotation, LossNotation, fill
 from chainrule.inspect.trace import trace
 from chainrule.nn.builders import mlp
-from chainrule.nn.layers import Dense
+from chainrule.nn.functional import targets_like
+from chainrule.nn.layer import LAYERS, Elementwise, Layer
+from chainrule.nn.layers import Dense, ReLU, Sigmoid, Tanh, TiedDense
+from chainrule.nn.losses import LOSSES, Loss, SquaredError
+from chainrule.nn.model import Sequential
 from chainrule.optim import SGD
 from chainrule.studies.example import T, X, build_network
 
@@ -324,3 +329,147 @@ def test_maxout_layer_is_explained_with_its_own_formula():
     text = render_text(ex)
     assert "∂E/∂W^1 = (a^0)ᵀ (m ⊙ δ^1)" in text and "∂E/∂W^1 = (a^0)ᵀ δ^1" not in text
     assert ex.layers[0].dW.shape == (3, 6)
+
+
+# -- one source per formula --------------------------------------------------------------------------
+def test_text_and_markdown_are_written_from_the_classes(monkeypatch):
+    """Change a class's template and the explanation changes with it: explain keeps no copy."""
+    monkeypatch.setattr(Sigmoid, "derivative", "SIG'(z^%(l)s) from the class")
+    monkeypatch.setattr(Sigmoid, "derivative_latex", r"\mathrm{fromclass}_{%(l)s}")
+    monkeypatch.setattr(Sigmoid, "symbol", "sig")
+    monkeypatch.setattr(SquaredError, "formula", "E = half squares of %(o)s")
+    monkeypatch.setattr(SquaredError, "delta_latex", r"\mathrm{grad}(%(o)s)")
+    ex = explain(build_network(), X, T, lr=0.01)
+    text, md = render_text(ex), render_markdown(ex)
+    assert "f'(z^1) = SIG'(z^1) from the class" in text and "a^2 = sig(z^2)" in text
+    assert "E = half squares of a^2 = " in text
+    assert r"\mathrm{fromclass}_{2}" in md and r"\nabla_{a} E = \mathrm{grad}(a^{2})" in md
+    d = to_json(ex)
+    assert d["backward"][0]["fprime_formula"] == "SIG'(z^1) from the class"
+    assert d["loss"]["formula"] == "E = half squares of a^2"
+
+
+def test_seed002_formulas_are_filled_in_every_format():
+    ex = explain(build_network(), X, T, lr=0.01)
+    text, md, d = render_text(ex), render_markdown(ex), to_json(ex)
+    assert "E = (1/N) Σ_n ½‖a^2_n − y_n‖² = " in text and "∂E/∂a^2 = (a^2 − y)/N" in text
+    assert "f'(z^1) = a^1 ⊙ (1 − a^1)" in text and "z^1 = a^0 W^1 + b^1" in text
+    assert "z^{1} & = a^{0} W^{1} + b^{1}" in md and "a^{2} = \\sigma(z^{2})" in md
+    assert "%(" not in text + md + json.dumps(d, ensure_ascii=False)  # every placeholder filled
+    assert [b["fprime_formula"] for b in d["backward"]] == ["a^1 ⊙ (1 − a^1)", "a^2 ⊙ (1 − a^2)"]
+    assert d["backward"][1]["fprime_formula_latex"] == "a^{2} \\odot (1 - a^{2})"
+    assert d["loss"]["delta"] == "(a^2 − y)/N" and d["loss"]["delta_latex"] == "\\frac{1}{N}(a^{2} - y)"
+
+
+def test_fused_losses_name_their_activation_from_the_layer_class():
+    for loss, name in (("softmax-ce", "softmax"), ("bce", "σ")):
+        net = mlp([3, 3, 2], "relu", loss=loss, seed=0, dtype=np.float64)
+        text = render_text(explain(net, *_data([3, 3, 2], loss, n=2)))
+        assert f"output linear ({name} inside the loss)" in text and f"  {name}(z^2) = " in text
+        assert f"δ^2 = ∂E/∂z^2 = ({name}(z^2) − y)/N" in text
+
+
+class Cube(Elementwise):
+    """``a = z³``: a class with a kind and nothing else to say about itself."""
+
+    kind = "cube"
+
+    def f(self, z):
+        return z**3
+
+    def fprime(self, z, a):
+        return 3.0 * z * z
+
+
+class HalfAbs(Loss):
+    """``E = (1/N) Σ ½|a − y|``: a loss with a name and no formula strings."""
+
+    name = "halfabs"
+
+    def forward(self, out, y):
+        d = out - targets_like(out, y)
+        return 0.5 * np.abs(d).sum() / out.shape[0], d
+
+    def backward(self, ctx):
+        return 0.5 * np.sign(ctx) / ctx.shape[0]
+
+
+def test_unregistered_classes_without_formulas_fall_back_to_their_kind():
+    """Neither class is registered and neither carries a formula: no KeyError, sensible defaults."""
+    assert Cube.kind not in LAYERS and HalfAbs.name not in LOSSES
+    net = Sequential([Dense(3, 2, rng=0, dtype=np.float64), Cube(), Dense(2, 2, rng=1, dtype=np.float64)])
+    net.loss = HalfAbs()
+    x, y = _data([3, 2, 2], "squared", n=2)
+    ex = explain(net, x, y)
+    text, md = render(ex, "text"), render(ex, "markdown")
+    d = json.loads(render(ex, "json"))
+    assert "a^1 = cube(z^1)" in text and "f'(z^1) = cube'(z^1)" in text
+    assert "E = halfabs(z^2, y) = " in text and "∂E/∂z^2 = ∂E/∂z^2" in text
+    assert "\\operatorname{cube}(z^{1})" in md and "\\operatorname{halfabs}(z^{2}, y)" in md
+    assert (
+        d["backward"][0]["fprime_formula"] == "cube'(z^1)" and d["loss"]["formula"] == "E = halfabs(z^2, y)"
+    )
+    assert ex.ok  # the numbers are the library's, whatever the notation
+
+
+def test_notation_defaults_and_fill():
+    n = LayerNotation.of_kind("no-such-kind")
+    assert (n.symbol, n.symbol_latex, n.derivative) == (
+        "no-such-kind",
+        "\\operatorname{no-such-kind}",
+        "no-such-kind'(z^%(l)s)",
+    )
+    assert LayerNotation.of_kind("leaky_relu").symbol == "LeakyReLU"
+    assert LayerNotation.of(Cube).symbol_latex == "\\operatorname{cube}"
+    assert Layer.symbol == "" and Layer.symbol_latex == ""  # empty means "the kind"
+    g = GroupNotation.of_kinds("dense", "relu+softmax")
+    assert g.single is None and g.apply("z^1") == "softmax(ReLU(z^1))"
+    assert g.apply("z^{1}", latex=True) == "\\operatorname{softmax}(\\operatorname{ReLU}(z^{1}))"
+    ln = LossNotation.of_name("no-such-loss")
+    assert ln.formula == "E = no-such-loss(%(o)s, y)" and ln.fused is None
+    assert LossNotation.of_name("bce").fused.symbol == "σ"
+    assert (
+        fill("a^%(l)s", l=3) == "a^3" and fill("100% sure", l=3) == "100% sure" and fill("% s", l=3) == "% s"
+    )
+    assert fill("%(q)s unknown", l=1) == "%(q)s unknown" and fill("50%% of a^%(l)s", l=2) == "50% of a^2"
+
+
+def _ours(registry: dict) -> dict:
+    """The entries chainrule itself registers (tests may add their own classes)."""
+    return {k: c for k, c in registry.items() if c.__module__.startswith("chainrule.")}
+
+
+def test_every_registered_class_has_explain_ready_templates():
+    """Every layer and loss template chainrule registers formats with the placeholders explain supplies
+    (``template % {...}`` works as well as :func:`fill`)."""
+    for kind, cls in _ours(LAYERS).items():
+        for attr in ("symbol", "symbol_latex", "formula", "formula_latex", "derivative", "derivative_latex"):
+            template = getattr(cls, attr)
+            assert isinstance(template, str), (kind, attr)
+            assert "%(" not in template % {"l": 2, "p": 1}, (kind, attr)
+    for name, cls in _ours(LOSSES).items():
+        for attr in ("formula", "formula_latex", "delta", "delta_latex"):
+            assert getattr(cls, attr) and "%(" not in getattr(cls, attr) % {"o": "a^2"}, (name, attr)
+
+
+def test_a_tied_layer_is_explained_with_its_own_formula_and_derivative():
+    d0 = Dense(4, 3, rng=0, dtype=np.float64)
+    net = Sequential([d0, Sigmoid(), TiedDense(d0, tied_to=0)], loss="squared")
+    x, y = _data([4, 3, 4], "squared", n=2)
+    ex = explain(net, x, y)
+    assert ex.ok
+    text, md = render_text(ex), render_markdown(ex)
+    assert "z^2 = a^1 (W^t)ᵀ + c^2" in text and "backward of dense_tied: ∂E/∂W += δᵀ x" in text
+    assert "m ⊙ δ" not in text and "δ^1 = ∂E/∂a^1 ⊙ f'(z^1)" in text
+    assert "\\operatorname{dense\\_tied}" in md and "\\mathrel{+}= (\\delta^{2})^{\\top} a^{1}" in md
+
+
+def test_two_activations_in_one_layer_compose():
+    net = Sequential(
+        [Dense(3, 4, rng=0, dtype=np.float64), Tanh(), ReLU(), Dense(4, 2, rng=1, dtype=np.float64)],
+        loss="softmax-ce",
+    )
+    ex = explain(net, *_data([3, 4, 2], "softmax-ce", n=2))
+    assert ex.ok and ex.layers[0].activation == "tanh+relu"
+    assert "a^1 = ReLU(tanh(z^1))" in render_text(ex)
+    assert "Jacobian of tanh+relu applied to ∂E/∂a^1" in render_text(ex)

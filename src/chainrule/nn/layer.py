@@ -48,14 +48,23 @@ class Layer:
 
     Class attributes (the layer's entry in the registry):
         kind: the registry name used in saved architectures (``"dense"``, ``"relu"`` ...).
+        symbol, symbol_latex: the layer's name inside a formula, as in ``a^l = σ(z^l)`` (``"σ"``,
+            ``r"\\sigma"``). Empty means the kind (``\\operatorname{kind}`` in LaTeX).
         formula, formula_latex: the forward map, as text and as LaTeX.
-        derivative, derivative_latex: the local derivative the backward pass applies. In LaTeX,
-            ``%(l)s`` stands for the layer index, filled in by the renderers.
+        derivative, derivative_latex: the local derivative the backward pass applies (for an
+            element-wise activation, ``f'(z)``: what ``δ = ∂E/∂a ⊙ f'(z)`` multiplies by).
         elementwise: True when ``y_i = f(x_i)`` (a diagonal Jacobian: ``dx = dy ⊙ f'``).
         default_init: the weight initialiser that suits the activation after a Dense layer.
+
+    Placeholders: the text and LaTeX templates may name ``%(l)s`` (this layer's index ``l``, as
+    in ``a^%(l)s`` or ``a^{%(l)s}``) and ``%(p)s`` (the previous layer's, ``l − 1``); renderers fill
+    them with ``template % {"l": 2, "p": 1}``. A template without placeholders is shown as
+    written; a literal ``%`` is written ``%%``.
     """
 
     kind: ClassVar[str] = ""
+    symbol: ClassVar[str] = ""
+    symbol_latex: ClassVar[str] = ""
     formula: ClassVar[str] = ""
     formula_latex: ClassVar[str] = ""
     derivative: ClassVar[str] = ""

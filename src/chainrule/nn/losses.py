@@ -42,6 +42,11 @@ class Loss:
     fused into the loss (``"softmax"``, ``"sigmoid"``) or None; ``formula``/``formula_latex`` for
     ``E``; ``delta``/``delta_latex`` for ``∂E/∂out``; ``output_activation``, what a builder puts
     after the last Dense layer (seed 002's and Nielsen's sigmoid for squared error).
+
+    Placeholder: the four templates may name ``%(o)s``, the network output the loss reads (``a^L``
+    after an activation, ``z^L`` on logits; ``a^{L}`` in LaTeX), filled by the renderers with
+    ``template % {"o": "a^2"}``. A template without it is shown as written; a literal ``%`` is
+    written ``%%``.
     """
 
     name: ClassVar[str] = ""
@@ -87,11 +92,9 @@ class SquaredError(Loss):
     """``E = (1/N) Σ_n ½ ‖a_n − y_n‖²``; ``∂E/∂a = (a − y) / N``  (seed 002: dE/do = o − t)."""
 
     name = "squared"
-    formula, formula_latex = (
-        "E = (1/N) Σ ½ ‖a − y‖²",
-        r"E = \frac{1}{N} \sum_n \tfrac12 \lVert a_n - y_n \rVert^2",
-    )
-    delta, delta_latex = "(a − y) / N", r"\frac{a - y}{N}"
+    formula = "E = (1/N) Σ_n ½‖%(o)s_n − y_n‖²"
+    formula_latex = r"E = \frac{1}{N}\sum_n \tfrac12 \lVert %(o)s_n - y_n \rVert^2"
+    delta, delta_latex = "(%(o)s − y)/N", r"\frac{1}{N}(%(o)s - y)"
     output_activation = "sigmoid"
 
     def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
@@ -114,11 +117,9 @@ class SoftmaxCrossEntropy(Loss):
 
     name = "softmax-ce"
     fused = "softmax"
-    formula, formula_latex = (
-        "E = −(1/N) Σ y log softmax(z)",
-        r"E = -\frac{1}{N} \sum_n \sum_k y_{nk} \log p_{nk}",
-    )
-    delta, delta_latex = "(p − y) / N", r"\frac{p - y}{N}"
+    formula = "E = −(1/N) Σ_n Σ_k y_nk log softmax(%(o)s_n)_k"
+    formula_latex = r"E = -\frac{1}{N}\sum_n \sum_k y_{nk} \log \operatorname{softmax}(%(o)s_n)_k"
+    delta, delta_latex = "(softmax(%(o)s) − y)/N", r"\frac{1}{N}(\operatorname{softmax}(%(o)s) - y)"
 
     def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)
@@ -144,9 +145,11 @@ class SigmoidBinaryCrossEntropy(Loss):
 
     name = "bce"
     fused = "sigmoid"
-    formula = "E = −(1/N) Σ [y log σ(z) + (1 − y) log(1 − σ(z))]"
-    formula_latex = r"E = -\frac{1}{N} \sum_n \sum_k [y \log a + (1 - y) \log (1 - a)]"
-    delta, delta_latex = "(σ(z) − y) / N", r"\frac{\sigma(z) - y}{N}"
+    formula = "E = (1/N) Σ_n Σ_k −[y log σ(%(o)s) + (1 − y) log(1 − σ(%(o)s))]"
+    formula_latex = (
+        r"E = -\frac{1}{N}\sum_n \sum_k \left[y \log\sigma(%(o)s) + (1-y)\log(1-\sigma(%(o)s))\right]"
+    )
+    delta, delta_latex = "(σ(%(o)s) − y)/N", r"\frac{1}{N}(\sigma(%(o)s) - y)"
 
     def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)

@@ -25,6 +25,7 @@ class Identity(Elementwise):
     """``a = z``; ``∂E/∂z = ∂E/∂a``."""
 
     kind = "identity"
+    symbol, symbol_latex = "id", r"\operatorname{id}"
     formula, formula_latex = "a = z", "a = z"
     derivative, derivative_latex = "1", "1"
 
@@ -45,8 +46,9 @@ class Sigmoid(Elementwise):
     (seed 004's vanishing gradient)."""
 
     kind = "sigmoid"
+    symbol, symbol_latex = "σ", r"\sigma"
     formula, formula_latex = "a = σ(z) = 1 / (1 + e^(−z))", r"a = \sigma(z) = \frac{1}{1 + e^{-z}}"
-    derivative, derivative_latex = "a ⊙ (1 − a)", r"a^{%(l)s} \odot (1 - a^{%(l)s})"
+    derivative, derivative_latex = "a^%(l)s ⊙ (1 − a^%(l)s)", r"a^{%(l)s} \odot (1 - a^{%(l)s})"
 
     def f(self, z: Any) -> Any:
         return sigmoid(z)
@@ -61,8 +63,9 @@ class Tanh(Elementwise):
     there under a heading that says "sigmoid"), so ``∂E/∂z = dy ⊙ (1 − a²)``."""
 
     kind = "tanh"
+    symbol, symbol_latex = "tanh", r"\tanh"
     formula, formula_latex = "a = tanh(z)", r"a = \tanh z"
-    derivative, derivative_latex = "1 − a²", r"1 - (a^{%(l)s})^{2}"
+    derivative, derivative_latex = "1 − (a^%(l)s)²", r"1 - (a^{%(l)s})^{2}"
 
     def f(self, z: Any) -> Any:
         return namespace(z).tanh(z)
@@ -79,8 +82,9 @@ class ReLU(Elementwise):
     """
 
     kind = "relu"
+    symbol, symbol_latex = "ReLU", r"\operatorname{ReLU}"
     formula, formula_latex = "a = max(z, 0)", r"a = \max(z, 0)"
-    derivative, derivative_latex = "[z > 0]", r"[z^{%(l)s} > 0]"
+    derivative, derivative_latex = "[z^%(l)s > 0]", r"[z^{%(l)s} > 0]"
     default_init = "he"
 
     def f(self, z: Any) -> Any:
@@ -98,11 +102,12 @@ class LeakyReLU(Elementwise):
     """
 
     kind = "leaky_relu"
+    symbol, symbol_latex = "LeakyReLU", r"\operatorname{LeakyReLU}"
     formula, formula_latex = (
         "a = z if z > 0 else α z",
         r"a = \begin{cases} z & z > 0 \\ \alpha z & z \le 0 \end{cases}",
     )
-    derivative = "[z > 0] + α [z ≤ 0]"
+    derivative = "[z^%(l)s > 0] + α [z^%(l)s ≤ 0]"
     derivative_latex = r"[z^{%(l)s} > 0] + \alpha [z^{%(l)s} \le 0]"
     default_init = "he"
 
@@ -134,8 +139,9 @@ class Softplus(Elementwise):
     so ``∂E/∂z = dy ⊙ σ(z)``."""
 
     kind = "softplus"
+    symbol, symbol_latex = "softplus", r"\operatorname{softplus}"
     formula, formula_latex = "a = ζ(z) = log(1 + e^z)", r"a = \zeta(z) = \log(1 + e^{z})"
-    derivative, derivative_latex = "σ(z)", r"\sigma(z^{%(l)s})"
+    derivative, derivative_latex = "σ(z^%(l)s)", r"\sigma(z^{%(l)s})"
 
     def f(self, z: Any) -> Any:
         return softplus(z)
@@ -158,6 +164,7 @@ class Softmax(Layer):
     """
 
     kind = "softmax"
+    symbol, symbol_latex = "softmax", r"\operatorname{softmax}"
     formula, formula_latex = "s = e^z / Σ_k e^(z_k)", r"s_j = \frac{e^{z_j}}{\sum_k e^{z_k}}"
     derivative = "s ⊙ (dy − Σ_j dy_j s_j)"
     derivative_latex = r"s \odot (\delta - \textstyle\sum_j \delta_j s_j)"

@@ -76,7 +76,10 @@ class Dense(Layer):
     """
 
     kind = "dense"
-    formula, formula_latex = "z = x W + b", r"z^{%(l)s} = a^{%(p)s} W^{%(l)s} + b^{%(l)s}"
+    formula, formula_latex = (
+        "z^%(l)s = a^%(p)s W^%(l)s + b^%(l)s",
+        r"z^{%(l)s} = a^{%(p)s} W^{%(l)s} + b^{%(l)s}",
+    )
     derivative = "∂E/∂W = xᵀ δ,  ∂E/∂b = Σ_rows δ,  ∂E/∂x = δ Wᵀ"
     derivative_latex = r"\frac{\partial E}{\partial W^{%(l)s}} = (a^{%(p)s})^{\top} \delta^{%(l)s}"
 
@@ -150,7 +153,8 @@ class TiedDense(Layer):
     """
 
     kind = "dense_tied"
-    formula, formula_latex = "z = x Wᵀ + c", r"z^{%(l)s} = a^{%(p)s} (W^{t})^{\top} + c^{%(l)s}"
+    formula = "z^%(l)s = a^%(p)s (W^t)ᵀ + c^%(l)s"
+    formula_latex = r"z^{%(l)s} = a^{%(p)s} (W^{t})^{\top} + c^{%(l)s}"
     derivative = "∂E/∂W += δᵀ x,  ∂E/∂c = Σ_rows δ,  ∂E/∂x = δ W"
     derivative_latex = r"\frac{\partial E}{\partial W^{t}} \mathrel{+}= (\delta^{%(l)s})^{\top} a^{%(p)s}"
 
