@@ -13,9 +13,12 @@ import torch
 from chainrule import mlp
 from chainrule.errors import ConfigError, DataError
 from chainrule.io import load_default
-from chainrule.nn.layers import Dense
-from chainrule.train.flow import METRICS, GradientFlow, GradientFlowWarning, flow_layers
+from chainrule.nn.layer import Layer
+from chainrule.nn.layers import Dense, Sigmoid, Tanh, TiedDense
+from chainrule.nn.model import Sequential
+from chainrule.nn.params import Param
 from chainrule.train import Callback, fit
+from chainrule.train.flow import METRICS, GradientFlow, GradientFlowWarning, flow_layers
 
 
 def _data(n: int = 32, d: int = 12, k: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -320,4 +323,59 @@ def test_torch_backend_records_the_same_norms() -> None:
     for m in METRICS:
         np.testing.assert_allclose(
             flows["torch"].series(m), flows["numpy"].series(m), rtol=1e-12, equal_nan=True
+        )
+
+
+def test_flow_layers_are_the_groups_whose_head_has_a_weight() -> None:
+    """The seed-style layers of ``net.groups()``, not a list of layer classes: a leading
+    parameter-free layer is skipped, and a tied decoder (bias ``c``) is watched like any other."""
+    d0 = Dense(12, 5, rng=0, dtype=np.float64)
+    net = Sequential([Tanh(), d0, Sigmoid(), TiedDense(d0, tied_to=1)], loss="squared")
+    assert flow_layers(net) == [(1, "1: 12→5"), (3, "2: 5→12")]
+    assert [g.indices[0] for g in net.groups() if getattr(g.head, "W", None) is not None] == [1, 3]
+    x = np.random.default_rng(0).standard_normal((8, 12))
+    flow = GradientFlow(warn=False)
+    flow.attach(net, x, x)
+    flow.record(0)
+    net.zero_grad()
+    net.gradients(x, x)
+    expected = [float(np.linalg.norm(d0.b.grad)), float(np.linalg.norm(net.layers[3].c.grad))]
+    np.testing.assert_allclose(flow.bias_grad_norm[0], expected, rtol=1e-12)
+    np.testing.assert_allclose(flow.grad_norm[0], [np.linalg.norm(d0.W.grad)] * 2, rtol=1e-12)
+
+
+def test_a_head_without_a_bias_records_nan_for_it() -> None:
+    class NoBias(Layer):
+        """``z = x W`` (a weight and nothing else)."""
+
+        kind = "nobias_test"
+
+        def __init__(self, W: np.ndarray) -> None:
+            super().__init__()
+            self.W = Param(W, "W", decay=True)
+            self.params = [self.W]
+
+        def forward(self, x):
+            return x @ self.W.value, x
+
+        def backward(self, dy, ctx, *, need_dx=True):
+            self.W.grad += ctx.T @ dy
+            return dy @ self.W.value.T
+
+    rng = np.random.default_rng(1)
+    net = Sequential(
+        [NoBias(rng.standard_normal((4, 3))), Tanh(), Dense(3, 2, rng=0, dtype=np.float64)], loss="squared"
+    )
+    flow = GradientFlow(warn=False)
+    flow.attach(net, rng.standard_normal((6, 4)), rng.standard_normal((6, 2)))
+    flow.record(0)
+    assert flow.layers == ["1: 4→3", "2: 3→2"]
+    assert np.isnan(flow.bias_grad_norm[0, 0]) and np.isfinite(flow.bias_grad_norm[0, 1])
+    assert np.all(np.isfinite(flow.delta_norm)) and np.all(np.isfinite(flow.grad_norm))
+
+
+def test_a_network_without_weights_is_refused() -> None:
+    with pytest.raises(ConfigError, match="weighted layers"):
+        GradientFlow().attach(
+            Sequential([Tanh(), Sigmoid()], loss="squared", input_dim=3), np.zeros((2, 3)), np.zeros((2, 3))
         )

@@ -9,13 +9,15 @@ factors are mostly below 1 (a sigmoid: σ' ≤ 1/4) δ shrinks geometrically tow
 first layers stop learning; when they are mostly above 1 (large weights) it grows geometrically
 and training blows up. :class:`GradientFlow` watches this while :func:`chainrule.train.loop.fit` runs.
 
-What is recorded, for every layer with parameters (``Dense`` and ``Maxout``), at step 0 (the
-initial weights) and then every ``interval`` optimisation steps:
+What is recorded, for every seed-style layer ``l`` (:meth:`~chainrule.nn.model.Sequential.groups`)
+whose head has a weight ``W`` (``Dense``, ``Maxout`` ...), at step 0 (the initial weights) and then
+every ``interval`` optimisation steps:
 
 * ``delta_norm``: ``‖δ^l‖``, the Frobenius norm over the probe batch of ``dy = ∂E/∂z^l``, the
   gradient arriving at the layer's ``backward`` (the row form of seed 004's δ; the batch-mean
   ``1/N`` is inside it);
-* ``bias_grad_norm``: ``‖∂E/∂b^l‖ = ‖Σ_rows δ^l‖``, the quantity Nielsen plots in chapter 5;
+* ``bias_grad_norm``: ``‖∂E/∂b^l‖ = ‖Σ_rows δ^l‖``, the quantity Nielsen plots in chapter 5 (the
+  head's other parameter; NaN when it has none);
 * ``grad_norm``: ``‖∂E/∂W^l‖`` (with the L2 term ``λW`` when training uses it);
 * ``weight_norm``: ``‖W^l‖``;
 * ``update_ratio``: ``‖ΔW^l‖ / ‖W^l‖`` for the optimisation step that led to the recorded step,
@@ -61,7 +63,7 @@ import numpy as np
 
 from chainrule.backend import namespace, to_numpy
 from chainrule.errors import ConfigError, DataError
-from chainrule.nn.layers import Dense, Maxout
+from chainrule.nn.params import Param
 from chainrule.train.callbacks import Callback, TrainState
 
 __all__ = ["METRICS", "GradientFlow", "GradientFlowWarning", "flow_layers"]
@@ -78,12 +80,21 @@ class GradientFlowWarning(UserWarning):
 
 
 def flow_layers(net: Any) -> list[tuple[int, str]]:
-    """``(index in net.layers, label)`` of every layer whose gradient flow is recorded."""
+    """``(index in net.layers, label)`` of every layer whose gradient flow is recorded: the head of
+    each of ``net.groups()`` that has a weight ``W``, labelled ``"1: 784→256"``."""
     out = []
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense | Maxout):
-            out.append((i, f"{len(out) + 1}: {layer.in_features}→{layer.out_features}"))
+    for g in net.groups():
+        W = getattr(g.head, "W", None)
+        if isinstance(W, Param):
+            d_in = getattr(g.head, "in_features", W.shape[0])
+            d_out = getattr(g.head, "out_features", W.shape[-1])
+            out.append((g.indices[0], f"{len(out) + 1}: {d_in}→{d_out}"))
     return out
+
+
+def _bias(layer: Any) -> Param | None:
+    """The head's parameter beside ``W`` (``b``, or a tied layer's ``c``); None if it has none."""
+    return next((p for p in layer.params if p is not layer.W), None)
 
 
 class _DeltaHook:
@@ -196,7 +207,7 @@ class GradientFlow(Callback):
         fresh record: one :class:`GradientFlow` describes one training run."""
         watched = flow_layers(net)
         if not watched:
-            raise ConfigError("gradient flow needs a network with Dense or Maxout layers")
+            raise ConfigError("gradient flow needs a network with weighted layers (Dense, Maxout ...)")
         if x.shape[0] == 0:
             raise DataError("gradient flow needs at least one training row for its probe batch")
         n = self.probe_size or batch_size or x.shape[0]
@@ -217,6 +228,7 @@ class GradientFlow(Callback):
             raise ConfigError("GradientFlow.record() before attach() / fit()")
         net = self._net
         layers = [net.layers[i] for i in self._indices]
+        biases = [_bias(layer) for layer in layers]
         prev_w = self._prev_w
         saved_grads = [namespace(p.grad).asarray(p.grad, copy=True) for p in net.params]
         saved_output = net.output
@@ -226,7 +238,7 @@ class GradientFlow(Callback):
             loss = net.loss_and_grad(*self._probe, l2=self._l2)
             # one host transfer for all the norms: 4 (or 6) blocks of L squared norms
             arrays = [hook.dy[i] for i in self._indices]
-            arrays += [layer.b.grad for layer in layers]
+            arrays += [layer.W.grad if b is None else b.grad for layer, b in zip(layers, biases, strict=True)]
             arrays += [layer.W.grad for layer in layers]
             arrays += [layer.W.value for layer in layers]
             if prev_w is not None:
@@ -245,6 +257,7 @@ class GradientFlow(Callback):
             net.output = saved_output
         n_l = len(layers)
         delta, bgrad, wgrad, wnorm = (values[k * n_l : (k + 1) * n_l] for k in range(4))
+        bgrad[[b is None for b in biases]] = np.nan  # a head without a bias (its W stood in above)
         if prev_w is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 update = values[4 * n_l : 5 * n_l] / values[5 * n_l :]
