@@ -148,3 +148,36 @@ def test_out_directory_is_created(tmp_path) -> None:
     out = tmp_path / "new" / "plots"
     assert main(["vanishing", "--quick", "--out", str(out), "--depths", "3", "--steps", "5", "--quiet"]) == 0
     assert out.is_dir() and any(p.suffix == ".png" for p in out.iterdir())
+
+
+def test_sigmoid_bound_matches_torch_autograd_and_leaves_no_hook() -> None:
+    """Each hop's ‖δˡ‖/‖δˡ⁺¹‖, ‖Wˡ⁺¹‖₂ and σ'(zˡ) against torch autograd on the same net; the
+    tracer it runs under is detached afterwards. With a squared-error loss the output layer has a
+    sigmoid too, but no layer after it: still one hop per hidden layer."""
+    torch = pytest.importorskip("torch")
+    d = load_default()
+    x, y = d.x_train[:64].astype(np.float64), d.y_train[:64]
+    net = mlp([784, 20, 20, 20, 10], "sigmoid", loss="squared", init="xavier", seed=4, dtype=np.float64)
+    hops = sigmoid_bound(net, x, y)
+    assert net.hooks == [] and len(hops) == 3
+    h = torch.tensor(x)
+    zs, acts, ws = [], [], []
+    for layer in net.layers:
+        if layer.kind == "dense":
+            ws.append(torch.tensor(layer.W.value, requires_grad=True))
+            h = h @ ws[-1] + torch.tensor(layer.b.value)
+            h.retain_grad()
+            zs.append(h)
+        else:
+            h = torch.sigmoid(h)
+            acts.append(h)
+    E = 0.5 * ((h - torch.tensor(np.eye(10)[y])) ** 2).sum() / len(y)
+    E.backward()
+    for k, hop in enumerate(hops):
+        ratio = float(zs[k].grad.norm() / zs[k + 1].grad.norm())
+        s = acts[k].detach()
+        w2 = float(torch.linalg.matrix_norm(ws[k + 1].detach(), ord=2))
+        assert hop["ratio"] == pytest.approx(ratio, rel=1e-10)
+        assert hop["w_spectral"] == pytest.approx(w2, rel=1e-10)
+        assert hop["max_sigmoid_prime"] == pytest.approx(float((s * (1 - s)).max()), rel=1e-12)
+        assert hop["mean_sigmoid_prime"] == pytest.approx(float((s * (1 - s)).mean()), rel=1e-12)

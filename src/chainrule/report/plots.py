@@ -23,6 +23,7 @@ import numpy as np
 from chainrule._io import atomic_write_bytes
 from chainrule.errors import DataError, MissingDependencyError
 from chainrule.nn.functional import sigmoid
+from chainrule.nn.layers import Sigmoid
 from chainrule.train.flow import GradientFlow
 
 __all__ = [
@@ -551,8 +552,7 @@ def _sigmoid_bound(result: Any) -> bytes:
     fig = _figure(9.0, 3.6)
     ax_s, ax_b = fig.subplots(1, 2)
     z = np.linspace(-8, 8, 801)
-    s = sigmoid(z)
-    ax_s.plot(z, s * (1 - s), color="tab:blue", label="σ'(z) = σ(z)(1 − σ(z))")
+    ax_s.plot(z, Sigmoid().fprime(z, sigmoid(z)), color="tab:blue", label="σ'(z) = σ(z)(1 − σ(z))")
     ax_s.axhline(0.25, color="tab:red", linestyle="--", label="1/4 = σ'(0)")
     ax_s.set_xlabel("z")
     ax_s.set_title("the sigmoid's slope never exceeds 1/4", fontsize="medium")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,11 +36,13 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ConfigError
+from chainrule.inspect.trace import trace
+from chainrule.io import load_default
 from chainrule.nn.builders import mlp
-from chainrule.nn.layers import Dense, Sigmoid
 from chainrule.nn.functional import sigmoid
-from chainrule.train.flow import GradientFlow
+from chainrule.nn.layers import Sigmoid
 from chainrule.train import TrainingDiverged, evaluate, fit
+from chainrule.train.flow import GradientFlow
 
 __all__ = [
     "StudyConfig",
@@ -230,10 +233,10 @@ class StudyResult:
 
 
 def sigmoid_prime_max(z_min: float = -20.0, z_max: float = 20.0, points: int = 40001) -> dict[str, float]:
-    """Evaluate ``σ'(z) = σ(z)(1 − σ(z))`` on a grid: its maximum and where it is (1/4 at 0)."""
+    """Evaluate ``σ'(z) = σ(z)(1 − σ(z))`` on a grid (the layer's own derivative): its maximum and
+    where it is (1/4 at 0)."""
     z = np.linspace(z_min, z_max, points)
-    s = sigmoid(z)
-    d = s * (1.0 - s)
+    d = Sigmoid().fprime(z, sigmoid(z))
     k = int(np.argmax(d))
     return {"max": float(d[k]), "argmax": float(z[k]), "z_min": z_min, "z_max": z_max, "points": points}
 
@@ -241,35 +244,20 @@ def sigmoid_prime_max(z_min: float = -20.0, z_max: float = 20.0, points: int = 4
 def sigmoid_bound(net: Any, x: Any, y: Any) -> list[dict[str, float]]:
     """Per hop between consecutive hidden sigmoid layers: the measured ``‖δ^l‖/‖δ^{l+1}‖`` and its
     bounds ``‖W^{l+1}‖₂·max σ'(z^l)`` and ``‖W^{l+1}‖₂/4`` (row form: ``δ^l = (δ^{l+1} W^{l+1}ᵀ) ⊙
-    σ'(z^l)``), plus the mean of ``σ'(z^l)`` over the batch. One forward/backward on ``(x, y)``."""
-    layers = net.layers
-    dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
-    grabs: dict[int, Any] = {}
-    acts: dict[int, Any] = {}
-
-    class _Hook:
-        def on_forward(self, index: int, layer: Any, xin: Any, yout: Any) -> None:
-            if isinstance(layer, Sigmoid):
-                acts[index] = np.asarray(yout, dtype=np.float64)
-
-        def on_backward(self, index: int, layer: Any, dy: Any, dx: Any) -> None:
-            if index in dense:
-                grabs[index] = np.asarray(dy, dtype=np.float64)
-
-    hook = _Hook()
-    net.hooks.append(hook)
-    try:
+    σ'(z^l)``), plus the mean of ``σ'(z^l)`` over the batch. One traced forward/backward on
+    ``(x, y)``; the seed-style layers are ``net.groups()`` and ``σ'`` is the sigmoid layer's own
+    derivative, evaluated in float64."""
+    with trace(net) as tr:
         net.loss_and_grad(x, y)
-    finally:
-        net.hooks.remove(hook)
     hops = []
-    for a, b in itertools.pairwise(dense):
-        if a + 1 not in acts:  # Dense a is followed by a sigmoid in a sigmoid net
+    for a, b in itertools.pairwise(tr.layers()):
+        if a.activation != "sigmoid" or b.W is None:  # a hidden layer l with σ, and W^{l+1}
             continue
-        s = acts[a + 1]
-        sp = s * (1.0 - s)
-        w2 = float(np.linalg.norm(np.asarray(layers[b].W.value, dtype=np.float64), 2))
-        ratio = float(np.linalg.norm(grabs[a]) / np.linalg.norm(grabs[b]))
+        act = net.layers[a.indices[1]]
+        sp = act.fprime(np.asarray(a.z, dtype=np.float64), np.asarray(a.a, dtype=np.float64))
+        w2 = float(np.linalg.norm(np.asarray(b.W, dtype=np.float64), 2))
+        da, db = (np.asarray(t.delta, dtype=np.float64) for t in (a, b))
+        ratio = float(np.linalg.norm(da) / np.linalg.norm(db))
         hops.append(
             {
                 "ratio": ratio,
@@ -318,8 +306,6 @@ def run_study(
     if steps < 1 or batch_size < 1 or width < 1 or min(depths) < 2:
         raise ConfigError("the study needs steps, batch_size, width >= 1 and at least 2 hidden layers")
     if data is None:
-        from chainrule.io import load_default
-
         data = load_default()
     cfgs = list(configs) if configs is not None else default_configs(depths, width)
     if not cfgs:
@@ -332,9 +318,7 @@ def run_study(
     bar = None
     if progress:
         try:
-            import sys
-
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # optional: cli extra, a progress bar only
 
             bar = tqdm(total=len(cfgs), desc="vanishing", unit="net", file=sys.stderr, leave=False)
         except ImportError:
