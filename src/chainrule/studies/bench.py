@@ -41,7 +41,19 @@ from typing import Any
 
 import numpy as np
 
+from chainrule import __version__
+from chainrule.accel.fast import limit_threads
+from chainrule.backend import get_backend
 from chainrule.errors import ConfigError, MissingDependencyError
+from chainrule.io import load_data
+from chainrule.nn.builders import mlp
+from chainrule.optim import SGD
+from chainrule.train import evaluate, make_runner
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
 
 __all__ = ["BenchConfig", "run_bench"]
 
@@ -77,8 +89,6 @@ class BenchConfig:
 
 
 def _load(cfg: BenchConfig) -> Any:
-    from chainrule.io import load_data
-
     data = load_data(cfg.data, cfg.data_dir)
     if cfg.layers[0] != data.n_features:
         raise ConfigError(f"--layers starts with {cfg.layers[0]} but the data has {data.n_features} features")
@@ -88,22 +98,20 @@ def _load(cfg: BenchConfig) -> Any:
 
 
 def _chainrule_net(cfg: BenchConfig) -> Any:
-    from chainrule.nn.builders import mlp
-
     if cfg.activation == "maxout":
         raise ConfigError("bench compares against nn.Linear stacks; maxout has no torch counterpart here")
     return mlp(cfg.layers, cfg.activation, loss="softmax-ce", seed=cfg.seed, dtype=np.float32)
 
 
 def _initial_weights(cfg: BenchConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(W, b)`` per Dense layer of the seeded chainrule net (host float32 copies)."""
+    """``(W, b)`` of each seed-style layer's Dense of the seeded chainrule net (host float32 copies)."""
     net = _chainrule_net(cfg)
-    return [(layer.W.value.copy(), layer.b.value.copy()) for layer in net.layers if layer.kind == "dense"]
+    return [(g.head.W.value.copy(), g.head.b.value.copy()) for g in net.groups() if g.head.kind == "dense"]
 
 
 def _require_torch() -> Any:
     try:
-        import torch
+        import torch  # optional: torch extra, only for the PyTorch contestants
     except ImportError:
         raise MissingDependencyError("torch", "the PyTorch side of the benchmark", "torch") from None
     return torch
@@ -140,10 +148,6 @@ def _torch_model(
 
 class _Chainrule:
     def __init__(self, cfg: BenchConfig, data: Any, *, fast: bool) -> None:
-        from chainrule.backend import get_backend
-        from chainrule.optim import SGD
-        from chainrule.train import make_runner
-
         self.backend = get_backend(cfg.backend, cfg.device)
         self.net = _chainrule_net(cfg).to(self.backend, "float32")
         self.runner = make_runner(self.net, SGD(cfg.lr), 0.0, fast=fast)
@@ -162,8 +166,6 @@ class _Chainrule:
         self.backend.synchronize()
 
     def test_accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
-        from chainrule.train import evaluate
-
         return float(
             evaluate(self.net, self.backend.asarray(x, dtype="float32"), self.backend.asarray(y))["accuracy"]
         )
@@ -328,16 +330,14 @@ def _reset_peak_rss() -> bool:
 
 
 def _maxrss_mb() -> float:
-    import resource
-
+    if resource is None:  # pragma: no cover - not on Windows
+        return float("nan")
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
 
 
 def _memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Train one contestant in this (fresh) process and report its memory."""
-    from chainrule.accel.fast import limit_threads
-
     name = spec.pop("contestant")
     cfg = BenchConfig(**spec)
     with limit_threads(cfg.threads):
@@ -411,7 +411,7 @@ def _environment(cfg: BenchConfig) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
     }
     try:
-        from threadpoolctl import threadpool_info
+        from threadpoolctl import threadpool_info  # optional: cli extra, BLAS details only
 
         info["blas"] = [
             {
@@ -441,8 +441,6 @@ def _environment(cfg: BenchConfig) -> dict[str, Any]:
         if "gpu" not in info:
             props = cupy.cuda.runtime.getDeviceProperties(0)
             info["gpu"] = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    from chainrule import __version__
-
     info["chainrule"] = __version__
     return info
 
@@ -464,8 +462,6 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the benchmark described by ``cfg`` and return the result as a JSON-safe dict."""
-    from chainrule.accel.fast import limit_threads
-
     if cfg.epochs < 1 or cfg.batch_size < 1 or not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise ConfigError("bench needs epochs ≥ 1, batch size ≥ 1 and a positive learning rate")
     say = log or (lambda _msg: None)
@@ -569,7 +565,7 @@ def _bar(total: int, enabled: bool) -> Any:
     if not enabled:
         return None
     try:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # optional: cli extra, a progress bar only
     except ImportError:
         return None
     return tqdm(total=total, desc="bench", unit="epoch", file=sys.stderr, leave=False, dynamic_ncols=True)
