@@ -17,8 +17,9 @@ torch = pytest.importorskip("torch")
 
 from chainrule import backend as backend_mod  # noqa: E402
 from chainrule import mlp  # noqa: E402
-from chainrule.accel.fast import make_fast_runner, plan_blocks  # noqa: E402
-from chainrule.accel.gpu import TorchGraphRunner, TorchOps  # noqa: E402
+from chainrule.accel import make_fast_runner  # noqa: E402
+from chainrule.accel.torch_graph import TorchGraphRunner  # noqa: E402
+from chainrule.accel.torch_ops import TorchOps  # noqa: E402
 from chainrule.backend import get_backend, namespace, numpy_backend, to_numpy  # noqa: E402
 from chainrule.errors import BackendError, MissingDependencyError  # noqa: E402
 from chainrule.nn.layer import LAYERS  # noqa: E402
@@ -217,14 +218,7 @@ class _CpuGraphRunner(TorchGraphRunner):
 
     def _record(self, fn):
         type(self).records += 1
-        opt = self.optimizer
-
-        def replay():  # a replay re-runs the kernels, not the Python: the host step count stays
-            t = opt.t
-            fn()
-            opt.t = t
-
-        return SimpleNamespace(replay=replay)
+        return SimpleNamespace(replay=fn)  # the captured step leaves the host step count to the runner
 
     def _sync(self):
         pass
@@ -237,7 +231,7 @@ def test_graph_runner_logic_replays_the_plain_step(opt: str, l2: float) -> None:
     y = TORCH_CPU.asarray(rng.integers(0, 3, 300))
     lr = 0.01 if opt == "adam" else 0.1
     nets = [mlp([10, 12, 3], "relu", seed=8).to(TORCH_CPU) for _ in range(2)]
-    graph = _CpuGraphRunner(nets[0], get_optimizer(opt, lr), l2, TorchOps("cpu"), plan_blocks(nets[0]))
+    graph = _CpuGraphRunner(nets[0], get_optimizer(opt, lr), l2, TorchOps("cpu"))
     plain = PlainRunner(nets[1], get_optimizer(opt, lr), l2)
     steps = []
     for epoch in range(3):  # 300 = 4 × 64 + 44: two graphs, the partial one replayed once
@@ -258,9 +252,7 @@ def test_graph_runner_recaptures_on_new_data_and_falls_back_when_capture_fails()
     y = TORCH_CPU.asarray(rng.integers(0, 3, 100))
     xs = [TORCH_CPU.asarray(rng.standard_normal((100, 6)), dtype="float32") for _ in range(2)]
     nets = [mlp([6, 5, 3], "tanh", seed=9).to(TORCH_CPU) for _ in range(2)]
-    graph = _CpuGraphRunner(
-        nets[0], get_optimizer("nesterov", 0.1), 0.0, TorchOps("cpu"), plan_blocks(nets[0])
-    )
+    graph = _CpuGraphRunner(nets[0], get_optimizer("nesterov", 0.1), 0.0, TorchOps("cpu"))
     plain = PlainRunner(nets[1], get_optimizer("nesterov", 0.1), 0.0)
     order = np.arange(100)
     before = _CpuGraphRunner.records
@@ -273,7 +265,7 @@ def test_graph_runner_recaptures_on_new_data_and_falls_back_when_capture_fails()
         def _record(self, fn):
             raise RuntimeError("operation not permitted when stream is capturing")
 
-    failing = Failing(nets[0], graph.optimizer, 0.0, TorchOps("cpu"), plan_blocks(nets[0]))
+    failing = Failing(nets[0], graph.optimizer, 0.0, TorchOps("cpu"))
     with pytest.warns(RuntimeWarning, match="capture failed"):
         failing.run_epoch(xs[1], y, order, 32, lambda: None)
     plain.run_epoch(xs[1], y, order, 32, lambda: None)

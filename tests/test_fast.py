@@ -14,17 +14,20 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from chainrule import mlp
-from chainrule.accel.fast import FastRunner, NumpyOps, limit_threads, make_fast_runner, plan_blocks
+from chainrule.accel import FastRunner, NumpyOps, limit_threads, make_fast_runner, plan_blocks
+from chainrule.nn.functional import sigmoid
+from chainrule.nn.layer import LAYERS, Elementwise
 from chainrule.nn.layers import Dense, LeakyReLU, Softmax
 from chainrule.nn.model import Sequential
 from chainrule.nn.regularizers import l2_penalty
 from chainrule.optim import Optimizer, get_optimizer
-from chainrule.train import PlainRunner, fit
+from chainrule.train import PlainRunner, fit, make_runner
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "identity"]
 LOSSES = ["softmax-ce", "bce", "squared"]
@@ -96,7 +99,7 @@ def test_fallback_update_is_bit_for_bit_the_plain_arithmetic() -> None:
     plain = PlainRunner(nets[0], get_optimizer("sgd", 0.1), 0.0)
     ops = NumpyOps()
     ops._gemm = None
-    fast = FastRunner(nets[1], get_optimizer("sgd", 0.1), 0.0, ops, plan_blocks(nets[1]))
+    fast = FastRunner(nets[1], get_optimizer("sgd", 0.1), 0.0, ops, plan_blocks(nets[1], ops))
     _train(plain, x, y, epochs=2)
     _train(fast, x, y, epochs=2)
     for p, q in zip(nets[0].params, nets[1].params, strict=True):
@@ -231,8 +234,106 @@ def test_networks_the_fast_step_does_not_cover_get_none() -> None:
     covered = Sequential(
         [Dense(6, 5, rng=0), Dense(5, 4, rng=1), LeakyReLU(0.2), Dense(4, 3, rng=2)], loss="bce"
     )
-    blocks = plan_blocks(covered)
-    assert [(b.act, b.alpha) for b in blocks] == [("identity", 0.0), ("leaky_relu", 0.2), ("identity", 0.0)]
+    blocks = plan_blocks(covered, NumpyOps)
+    assert [(b.kind, b.alpha) for b in blocks] == [("identity", 0.0), ("leaky_relu", 0.2), ("identity", 0.0)]
+
+
+@pytest.fixture
+def swish() -> Iterator[type[Elementwise]]:
+    """A newly registered activation that no backend has a fast kernel for (removed afterwards)."""
+
+    class Swish(Elementwise):
+        kind = "test_swish"
+        formula, derivative = "a = z σ(z)", "σ(z) + a (1 − σ(z))"
+
+        def f(self, z):
+            return z * sigmoid(z)
+
+        def fprime(self, z, a):
+            s = sigmoid(z)
+            return s + a * (1.0 - s)
+
+    LAYERS[Swish.kind] = Swish
+    try:
+        yield Swish
+    finally:
+        del LAYERS[Swish.kind]
+
+
+def test_an_activation_without_a_fast_kernel_trains_on_the_plain_path(swish: type[Elementwise]) -> None:
+    x, y = _data(120)
+    net = Sequential([Dense(12, 8, rng=0), swish(), Dense(8, 4, rng=1)], loss="softmax-ce")
+    sgd = get_optimizer("sgd", 0.1)
+    assert plan_blocks(net, NumpyOps) is None
+    assert make_fast_runner(net, sgd, 0.0) is None
+    assert make_runner(net, sgd, 0.0).name == "plain"
+    before = [p.value.copy() for p in net.params]
+    hist = fit(net, x, y, lr=0.1, batch_size=32, epochs=2, progress=False)
+    assert hist.runner == "plain"
+    for p, w0 in zip(net.params, before, strict=True):
+        assert np.all(np.isfinite(p.value)) and not np.array_equal(p.value, w0)
+
+
+class _Record:
+    """A gradient hook that keeps a copy of every gradient it is shown."""
+
+    def __init__(self) -> None:
+        self.steps: list[list[np.ndarray]] = []
+
+    def __call__(self, params) -> None:
+        self.steps.append([p.grad.copy() for p in params])
+
+
+def _scale_by_zero(params) -> None:
+    for p in params:
+        p.grad *= 0.0
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_a_hook_that_zeroes_the_gradients_leaves_the_fast_runners_weights_unchanged(
+    opt: str, l2: float
+) -> None:
+    x, y = _data()
+    net = mlp(SIZES, "relu", seed=8)
+    runner = make_runner(net, get_optimizer(opt, _lr(opt)), l2, grad_hooks=[_scale_by_zero])
+    assert runner.name == "fast-numpy"
+    before = [p.value.copy() for p in net.params]
+    _train(runner, x, y, epochs=2)
+    for p, w0 in zip(net.params, before, strict=True):
+        np.testing.assert_array_equal(p.value, w0, err_msg=p.name)
+
+
+@pytest.mark.parametrize(
+    ("activation", "loss"), [("relu", "softmax-ce"), ("sigmoid", "squared"), ("tanh", "bce")]
+)
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_a_hook_sees_the_plain_runners_gradients(activation: str, loss: str, opt: str, l2: float) -> None:
+    """Stage two on the fast runner: every step's gradients (``+ λW``) as the plain runner has them."""
+    x, y = _data(150, dtype=np.float64)
+    nets = [mlp(SIZES, activation, loss=loss, seed=9, dtype=np.float64) for _ in range(2)]
+    seen_plain, seen_fast = _Record(), _Record()
+    plain = make_runner(nets[0], get_optimizer(opt, _lr(opt)), l2, fast=False, grad_hooks=[seen_plain])
+    fast = make_runner(nets[1], get_optimizer(opt, _lr(opt)), l2, grad_hooks=[seen_fast])
+    assert plain.name == "plain" and fast.name == "fast-numpy"
+    _train(plain, x, y, epochs=2)
+    _train(fast, x, y, epochs=2)
+    assert len(seen_fast.steps) == len(seen_plain.steps) == 2 * 3
+    for step, (gp, gf) in enumerate(zip(seen_plain.steps, seen_fast.steps, strict=True)):
+        for p, a, b in zip(nets[0].params, gp, gf, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12, err_msg=f"step {step} {p.name}")
+    for p, q in zip(nets[0].params, nets[1].params, strict=True):
+        np.testing.assert_allclose(q.value, p.value, rtol=1e-12, atol=1e-12, err_msg=p.name)
+
+
+def test_hooks_are_called_with_the_networks_parameters_once_per_step() -> None:
+    x, y = _data(130)
+    net = mlp(SIZES, "tanh", seed=3)
+    calls: list[list[int]] = []
+    runner = make_fast_runner(net, get_optimizer("sgd", 0.1), 0.0, grad_hooks=[lambda ps: calls.append(ps)])
+    runner.run_epoch(x, y, np.arange(130), 64, lambda: None)
+    assert len(calls) == 3 and all([id(p) for p in ps] == [id(p) for p in net.params] for ps in calls)
 
 
 def test_limit_threads_limits_and_restores() -> None:
@@ -247,7 +348,7 @@ def test_limit_threads_limits_and_restores() -> None:
 
 def test_importing_the_speed_modules_imports_neither_torch_nor_cupy() -> None:
     code = (
-        "import sys, chainrule, chainrule.accel.fast, chainrule.accel.gpu, chainrule.studies.bench, chainrule.cli.commands.bench\n"
+        "import sys, chainrule, chainrule.accel, chainrule.accel.fast, chainrule.studies.bench, chainrule.cli.commands.bench\n"
         "bad = [m for m in ('torch', 'cupy') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

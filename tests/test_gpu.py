@@ -21,11 +21,11 @@ import numpy as np
 import pytest
 
 from chainrule import mlp
-from chainrule.accel.fast import Block, make_fast_runner
+from chainrule.accel import Block, make_fast_runner
 from chainrule.backend import get_backend, numpy_backend, to_numpy
 from chainrule.io import load_default
 from chainrule.optim import get_optimizer
-from chainrule.train import PlainRunner
+from chainrule.train import PlainRunner, make_runner
 
 pytestmark = pytest.mark.gpu
 
@@ -119,6 +119,32 @@ def test_fast_gpu_runner_gives_the_plain_gpu_weights(which: str, opt: str, l2: f
 
 
 @pytest.mark.parametrize("which", ["torch", "cupy"])
+def test_gradient_hooks_on_the_gpu_see_the_plain_gpu_gradients(which: str) -> None:
+    """With a hook the fast GPU runner materialises every gradient (``+ λW``) before the update, and
+    torch on CUDA runs op by op (a Python hook cannot be replayed in a graph)."""
+    backend = _gpu_backend(which)
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((300, 12)), rng.integers(0, 4, 300)
+    nets = [mlp([12, 16, 4], "relu", seed=3, dtype=np.float64).to(backend, "float64") for _ in range(2)]
+    seen: list[list[list[np.ndarray]]] = [[], []]
+
+    def record(i: int):
+        return lambda params: seen[i].append([to_numpy(p.grad).copy() for p in params])
+
+    plain = make_runner(nets[0], get_optimizer("momentum", 0.1), 0.01, fast=False, grad_hooks=[record(0)])
+    fast = make_runner(nets[1], get_optimizer("momentum", 0.1), 0.01, grad_hooks=[record(1)])
+    assert fast.name == f"fast-{which}"
+    xd, yd = backend.asarray(x), backend.asarray(y)
+    order = np.random.default_rng(0).permutation(300)
+    for runner in (plain, fast):
+        runner.run_epoch(xd, yd, order, 64, lambda: None)
+    assert len(seen[0]) == len(seen[1]) == 5
+    for step_plain, step_fast in zip(*seen, strict=True):
+        for g_plain, g_fast in zip(step_plain, step_fast, strict=True):
+            np.testing.assert_allclose(g_fast, g_plain, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["torch", "cupy"])
 @pytest.mark.parametrize(
     ("activation", "loss"),
     list(
@@ -147,8 +173,8 @@ def test_cupy_primitives_equal_numpy() -> None:
     _cupy()
     import cupy
 
-    from chainrule.accel.fast import NumpyOps
-    from chainrule.accel.gpu import CupyOps
+    from chainrule.accel.cupy_ops import CupyOps
+    from chainrule.accel.numpy_ops import NumpyOps
 
     rng = np.random.default_rng(5)
     gpu, cpu = CupyOps("cuda"), NumpyOps()
@@ -173,17 +199,19 @@ def test_cupy_primitives_equal_numpy() -> None:
         gpu.col_sum(cupy.asarray(c), s)
         np.testing.assert_allclose(s.get(), c.sum(axis=0), rtol=tol, atol=tol)
         for act in ("identity", "relu", "leaky_relu", "tanh", "sigmoid"):
-            blk = Block(None, act, 0.1 if act == "leaky_relu" else 0.0)
+            alpha = 0.1 if act == "leaky_relu" else 0.0
+            blk_cpu = Block(None, None, act, NumpyOps.ACTS[act], None, None, alpha)
+            blk_gpu = Block(None, None, act, CupyOps.ACTS[act], None, None, alpha)
             bias = rng.standard_normal(4).astype(dtype)
             z_cpu, z_gpu = c.copy(), cupy.asarray(c)
             buf_cpu = {"mask": np.empty(c.shape, bool), "tmp": np.empty_like(c), "tmp2": np.empty_like(c)}
             buf_gpu = {k: cupy.asarray(v) for k, v in buf_cpu.items()}
-            cpu.bias_act(z_cpu, bias, blk, buf_cpu)
-            gpu.bias_act(z_gpu, cupy.asarray(bias), blk, buf_gpu)
+            cpu.bias_act(z_cpu, bias, blk_cpu, buf_cpu)
+            gpu.bias_act(z_gpu, cupy.asarray(bias), blk_gpu, buf_gpu)
             np.testing.assert_allclose(z_gpu.get(), z_cpu, rtol=tol, atol=tol, err_msg=act)
             dd_cpu, dd_gpu = d.copy(), cupy.asarray(d)
-            cpu.act_backward(dd_cpu, z_cpu, blk, buf_cpu)
-            gpu.act_backward(dd_gpu, z_gpu, blk, buf_gpu)
+            cpu.act_backward(dd_cpu, z_cpu, blk_cpu, buf_cpu)
+            gpu.act_backward(dd_gpu, z_gpu, blk_gpu, buf_gpu)
             np.testing.assert_allclose(dd_gpu.get(), dd_cpu, rtol=tol, atol=tol, err_msg=act)
 
 

@@ -97,11 +97,12 @@ def make_runner(
 ) -> EpochRunner:
     """The fastest runner that applies to this network and optimiser (plain if none does).
 
-    Driver hooks (a tracer) need the driver, and gradient hooks need the gradients, so with either
-    attached the network trains on the plain runner.
+    Gradient hooks go to whichever runner trains: a fast runner then materialises every
+    ``param.grad`` (``+ λW``), calls the hooks, and updates. Driver hooks (a tracer) need the
+    driver, so with one attached the network trains on the plain runner.
     """
-    if fast and not net.hooks and not grad_hooks:
-        runner = make_fast_runner(net, optimizer, l2)
+    if fast and not net.hooks:
+        runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner
     return PlainRunner(net, optimizer, l2, grad_hooks)
