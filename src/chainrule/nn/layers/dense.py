@@ -37,11 +37,20 @@ def positive_ints(cfg: dict[str, Any], *keys: str) -> tuple[int, ...]:
 
 
 def affine_params(
-    d_in: int, width: int, init: str, scale: float, rng: Any, dtype: Any, W: Any, b: Any
+    d_in: int,
+    width: int,
+    *,
+    init: str = "xavier",
+    scale: float = 1.0,
+    rng: np.random.Generator | int | None = None,
+    dtype: Any = np.float32,
+    W: Any = None,
+    b: Any = None,
 ) -> tuple[Param, Param]:
     """``W (d_in, width)`` and ``b (width,)`` for an affine map ``x W + b``: the given ones, checked
     for shape, or ``W`` from initialiser ``init`` (NumPy's generator ``rng``, a seed or a Generator)
-    and ``b = 0``. Shared by :class:`Dense` and :class:`~chainrule.nn.layers.maxout.Maxout`."""
+    times ``scale``, and ``b = 0``. Shared by :class:`Dense` and
+    :class:`~chainrule.nn.layers.maxout.Maxout`, whose keyword options are exactly these."""
     if W is None:
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         W = init_weight(init, d_in, width, gen, scale).astype(dtype)
@@ -83,23 +92,18 @@ class Dense(Layer):
     derivative = "∂E/∂W = xᵀ δ,  ∂E/∂b = Σ_rows δ,  ∂E/∂x = δ Wᵀ"
     derivative_latex = r"\frac{\partial E}{\partial W^{%(l)s}} = (a^{%(p)s})^{\top} \delta^{%(l)s}"
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        init: str = "xavier",
-        scale: float = 1.0,
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
-        W: Any = None,
-        b: Any = None,
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, **affine: Any) -> None:
+        """``affine``: ``init`` (default ``"xavier"``), ``scale``, ``rng`` (a seed or NumPy Generator),
+        ``dtype`` (default float32), or the arrays ``W (D_in, D_out)`` and ``b (D_out,)`` themselves;
+        see :func:`affine_params`."""
         super().__init__()
         if int(in_features) < 1 or int(out_features) < 1:
             raise ConfigError(f"Dense needs positive sizes, got {in_features} -> {out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.W, self.b = affine_params(self.in_features, self.out_features, init, scale, rng, dtype, W, b)
+        try:
+            self.W, self.b = affine_params(self.in_features, self.out_features, **affine)
+        except TypeError as exc:
+            raise ConfigError(f"Dense: {exc}") from None
         self.params = [self.W, self.b]
 
     @classmethod

@@ -44,25 +44,17 @@ class Maxout(Layer):
     derivative = "∂E/∂z_ij = dy_i [j wins]"
     derivative_latex = r"\frac{\partial E}{\partial z_{ij}} = \delta_i\,[j = \arg\max_j z_{ij}]"
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        k: int = 2,
-        *,
-        init: str = "xavier",
-        scale: float = 1.0,
-        rng: np.random.Generator | int | None = None,
-        dtype: Any = np.float32,
-        W: Any = None,
-        b: Any = None,
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int, k: int = 2, **affine: Any) -> None:
+        """``affine``: ``init``, ``scale``, ``rng``, ``dtype``, ``W``, ``b``, as for
+        :class:`~chainrule.nn.layers.dense.Dense` (here ``W`` is ``(D_in, D_out·k)``)."""
         super().__init__()
         if int(k) < 1 or int(in_features) < 1 or int(out_features) < 1:
             raise ConfigError(f"Maxout needs positive sizes and k, got {in_features}, {out_features}, {k}")
         self.in_features, self.out_features, self.k = int(in_features), int(out_features), int(k)
-        width = self.out_features * self.k
-        self.W, self.b = affine_params(self.in_features, width, init, scale, rng, dtype, W, b)
+        try:
+            self.W, self.b = affine_params(self.in_features, self.out_features * self.k, **affine)
+        except TypeError as exc:
+            raise ConfigError(f"Maxout: {exc}") from None
         self.params = [self.W, self.b]
 
     @classmethod
