@@ -5,7 +5,9 @@ and allocates fresh arrays for every intermediate. :class:`FastRunner` does *the
 for the networks its backend's tables cover (:mod:`chainrule.accel.plan`), as one flat step:
 
 * every ``(N, width)`` intermediate lives in a buffer allocated once per batch size (a second set
-  for the final partial batch), so the steady-state step allocates no batch-by-width array;
+  for the final partial batch), so the steady-state step allocates no batch-by-width array (the
+  loss kernels' few ``(N, K)`` temporaries come from :mod:`chainrule.nn.functional`'s
+  ``targets_like``/``log_softmax``/``count_correct``, which have no ``out=`` form);
 * the batch is gathered into a reused buffer (``take(x, idx, out=xb)``);
 * GEMMs write into their output and read transposed *views* (``xᵀ``, ``Wᵀ``) that BLAS consumes
   with a transpose flag, never a copy; bias, activation, its derivative and the update run in place;
