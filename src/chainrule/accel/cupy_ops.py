@@ -31,7 +31,7 @@ from chainrule.accel.numpy_ops import NumpyOps
 from chainrule.accel.plan import ActKernel, Block, slope_not_negative
 from chainrule.nn.functional import sigmoid
 
-__all__ = ["CUPY_ACTS", "CupyOps"]
+__all__ = ["CUPY_ACTS", "CUPY_UPDATES", "CupyOps"]
 
 
 #: layer kind → the branch of the fused ``bias_act`` / ``act_bwd`` kernels (:mod:`.cupy_kernels`)
@@ -53,18 +53,39 @@ def _softmax_ce(ops: Any, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> 
     return None
 
 
-def _fused_update(ops: Any, opt: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any) -> None:
-    """``opt``'s update (:data:`~chainrule.accel.cupy_kernels.UPDATE_BODIES`) in one kernel."""
-    T = w.dtype.type
-    kernel = ops.elementwise(opt.name, *UPDATE_BODIES[opt.name])
-    if opt.name == "sgd":
-        kernel(g, T(opt.lr), w)
-    elif opt.name in ("momentum", "nesterov"):
-        kernel(g, T(opt.lr), T(opt.momentum), w, state)
-    else:
-        c1, c2 = ops.bias_corrections(opt)
-        b1, b2 = opt.beta1, opt.beta2
-        kernel(g, T(opt.lr), T(b1), T(b2), T(1 - b1), T(1 - b2), T(c1), T(c2), T(opt.eps), w, *state)
+def _lr(ops: Any, opt: Any, T: Any) -> tuple[Any, ...]:
+    return (T(opt.lr),)
+
+
+def _lr_mu(ops: Any, opt: Any, T: Any) -> tuple[Any, ...]:
+    return T(opt.lr), T(opt.momentum)
+
+
+def _adam_hyper(ops: Any, opt: Any, T: Any) -> tuple[Any, ...]:
+    c1, c2 = ops.bias_corrections(opt)
+    b1, b2 = opt.beta1, opt.beta2
+    return T(opt.lr), T(b1), T(b2), T(1 - b1), T(1 - b2), T(c1), T(c2), T(opt.eps)
+
+
+def _fused(hyper: Callable[..., tuple[Any, ...]]) -> Callable[..., None]:
+    """The update kernel that launches ``opt.name``'s fused ``ElementwiseKernel``
+    (:data:`~chainrule.accel.cupy_kernels.UPDATE_BODIES`) with the hyperparameters ``hyper`` reads."""
+
+    def update(ops: Any, opt: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any) -> None:
+        kernel = ops.elementwise(opt.name, *UPDATE_BODIES[opt.name])
+        states = state if isinstance(state, tuple) else (() if state is None else (state,))
+        kernel(g, *hyper(ops, opt, w.dtype.type), w, *states)
+
+    return update
+
+
+#: optimiser name → its fused update (inputs ``g, hyperparameters``; outputs ``w, state``)
+CUPY_UPDATES = {
+    "sgd": _fused(_lr),
+    "momentum": _fused(_lr_mu),
+    "nesterov": _fused(_lr_mu),
+    "adam": _fused(_adam_hyper),
+}
 
 
 class CupyOps(NumpyOps):
@@ -73,7 +94,7 @@ class CupyOps(NumpyOps):
     name = "cupy"
     ACTS: ClassVar[dict[str, ActKernel]] = CUPY_ACTS
     LOSSES: ClassVar[dict[str, Callable[..., Any]]] = {**LOSS_KERNELS, "softmax-ce": _softmax_ce}
-    UPDATES: ClassVar[dict[str, Callable[..., Any]]] = dict.fromkeys(UPDATE_BODIES, _fused_update)
+    UPDATES: ClassVar[dict[str, Callable[..., Any]]] = CUPY_UPDATES
 
     def __init__(self, device: str = "cuda") -> None:
         import cupy  # optional: the cuda extra; only a CuPy backend makes these ops
