@@ -348,7 +348,7 @@ def test_limit_threads_limits_and_restores() -> None:
 
 def test_importing_the_speed_modules_imports_neither_torch_nor_cupy() -> None:
     code = (
-        "import sys, chainrule, chainrule.accel, chainrule.accel.fast, chainrule.studies.bench, chainrule.cli.commands.bench\n"
+        "import sys, chainrule, chainrule.accel, chainrule.studies.bench, chainrule.cli.commands.bench\n"
         "bad = [m for m in ('torch', 'cupy') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

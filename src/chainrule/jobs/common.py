@@ -29,7 +29,7 @@ def load_dataset(
     seed: int = 0,
     progress: bool = True,
 ) -> Any:
-    """:func:`chainrule.io.data.load_data`, with one download bar per file when ``progress``."""
+    """:func:`chainrule.io.load_data`, with one download bar per file when ``progress``."""
     bars = DownloadBars(enabled=progress)
     try:
         return load_data(data, data_dir, target=target, download=download, seed=seed, progress=bars)
@@ -38,7 +38,7 @@ def load_dataset(
 
 
 class DownloadBars:
-    """``progress(filename, bytes_done, total)`` for :func:`chainrule.io.data.load_mnist`: one tqdm
+    """``progress(filename, bytes_done, total)`` for :func:`chainrule.io.load_mnist`: one tqdm
     bar per file on stderr (nothing when disabled or without tqdm)."""
 
     def __init__(self, enabled: bool = True) -> None:

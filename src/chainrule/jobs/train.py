@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.accel.fast import limit_threads
 from chainrule.backend import get_backend
+from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say

@@ -4,7 +4,7 @@ Every contestant trains the same network from the same initial weights (chainrul
 NumPy's seeded generator; PyTorch's ``nn.Linear`` gets ``Wᵀ``), with the same hyperparameters and
 the *same shuffle* each epoch, in the same process, with the same thread limit:
 
-* ``chainrule``: the fast runner on the chosen backend (:mod:`chainrule.accel.fast`);
+* ``chainrule``: the fast runner on the chosen backend (:mod:`chainrule.accel`);
 * ``chainrule_plain``: the textbook runner (:class:`chainrule.train.loop.PlainRunner`) on that backend;
 * ``torch_eager``: what a PyTorch user writes: ``nn.Sequential`` + ``CrossEntropyLoss`` +
   ``optim.SGD``, batches gathered by index from a resident tensor;
@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from chainrule import __version__
-from chainrule.accel.fast import limit_threads
 from chainrule.backend import get_backend
+from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError, MissingDependencyError
 from chainrule.io import load_data
 from chainrule.nn.builders import mlp

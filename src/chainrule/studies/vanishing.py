@@ -294,7 +294,7 @@ def run_study(
 
     ``quick`` uses 5 hidden layers, 200 steps and a 500-row probe (seconds on two cores); the full
     study 5 and 10 hidden layers, 1000 steps and a 1000-row probe. Explicit arguments override
-    either. ``data`` is a :class:`~chainrule.io.data.Dataset` (default: the embedded MNIST subset).
+    either. ``data`` is a :class:`~chainrule.io.Dataset` (default: the embedded MNIST subset).
     Mini-batches of 10 and ``lr = 0.1`` follow Nielsen's chapter 5; every net has a softmax
     cross-entropy output and the same seed, so the same data order.
     """

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from chainrule.accel.fast import make_fast_runner
+from chainrule.accel import make_fast_runner
 from chainrule.backend import namespace
 from chainrule.nn.functional import count_correct
 from chainrule.nn.model import Sequential
