@@ -216,7 +216,7 @@ class NumpyOps:
 
     def bias_corrections(self, opt: Any) -> tuple[Any, Any]:
         """Adam's ``(1 − β₁ᵗ, 1 − β₂ᵗ)`` for the step being taken (``opt.t`` already counts it)."""
-        return 1 - opt.beta1**opt.t, 1 - opt.beta2**opt.t
+        return opt.bias_corrections()
 
     def update(self, opt: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any) -> None:
         """One optimiser update of ``w`` from ``g``, by the ``UPDATES`` kernel of ``opt.name``."""

@@ -64,6 +64,17 @@ class Optimizer:
         return None
 
     def update(self, p: Param, state: Any) -> None:
+        """``p.value`` from ``p.grad`` by :meth:`apply`, with fresh scratch arrays."""
+        xp = namespace(p.value)
+        self.apply(xp, p.value, p.grad, state, xp.empty_like(p.value), xp.empty_like(p.value))
+
+    def apply(
+        self, xp: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any, corrections: Any = None
+    ) -> None:
+        """The update rule, in place: ``w`` from the gradient ``g`` and this parameter's ``state``,
+        with two scratch arrays of ``w``'s shape. Written with ufuncs that take ``out=`` (``xp`` is
+        NumPy, CuPy or torch), so the plain step and the fast runners share this one formula.
+        ``corrections`` is Adam's ``(1 − β₁ᵗ, 1 − β₂ᵗ)`` when a runner keeps ``t`` on a device."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -78,8 +89,11 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def update(self, p: Param, state: Any) -> None:
-        p.value -= self.lr * p.grad
+    def apply(
+        self, xp: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any, corrections: Any = None
+    ) -> None:
+        xp.multiply(g, self.lr, out=tmp)
+        xp.subtract(w, tmp, out=w)
 
 
 class Momentum(Optimizer):
@@ -96,10 +110,11 @@ class Momentum(Optimizer):
     def init_state(self, p: Param) -> Any:
         return namespace(p.value).zeros_like(p.value)
 
-    def update(self, p: Param, v: Any) -> None:
-        v *= self.momentum
-        v += p.grad
-        p.value -= self.lr * v
+    def apply(self, xp: Any, w: Any, g: Any, v: Any, tmp: Any, tmp2: Any, corrections: Any = None) -> None:
+        xp.multiply(v, self.momentum, out=v)
+        xp.add(v, g, out=v)  # v ← μ v + g
+        xp.multiply(v, self.lr, out=tmp)
+        xp.subtract(w, tmp, out=w)  # W ← W − α v
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "momentum": self.momentum}
@@ -110,10 +125,13 @@ class Nesterov(Momentum):
 
     name = "nesterov"
 
-    def update(self, p: Param, v: Any) -> None:
-        v *= self.momentum
-        v += p.grad
-        p.value -= self.lr * (p.grad + self.momentum * v)
+    def apply(self, xp: Any, w: Any, g: Any, v: Any, tmp: Any, tmp2: Any, corrections: Any = None) -> None:
+        xp.multiply(v, self.momentum, out=v)
+        xp.add(v, g, out=v)  # v ← μ v + g
+        xp.multiply(v, self.momentum, out=tmp)
+        xp.add(g, tmp, out=tmp)
+        xp.multiply(tmp, self.lr, out=tmp)
+        xp.subtract(w, tmp, out=w)  # W ← W − α (g + μ v)
 
 
 class Adam(Optimizer):
@@ -131,17 +149,29 @@ class Adam(Optimizer):
         xp = namespace(p.value)
         return (xp.zeros_like(p.value), xp.zeros_like(p.value))
 
-    def update(self, p: Param, state: Any) -> None:
-        xp = namespace(p.value)
+    def bias_corrections(self) -> tuple[float, float]:
+        """``(1 − β₁ᵗ, 1 − β₂ᵗ)`` for the step being taken (``t`` already counts it)."""
+        return 1 - self.beta1**self.t, 1 - self.beta2**self.t
+
+    def apply(
+        self, xp: Any, w: Any, g: Any, state: Any, tmp: Any, tmp2: Any, corrections: Any = None
+    ) -> None:
         m, s = state
-        g = p.grad
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        s *= self.beta2
-        s += (1 - self.beta2) * g * g
-        m_hat = m / (1 - self.beta1**self.t)
-        s_hat = s / (1 - self.beta2**self.t)
-        p.value -= self.lr * m_hat / (xp.sqrt(s_hat) + self.eps)
+        c1, c2 = corrections if corrections is not None else self.bias_corrections()
+        xp.multiply(m, self.beta1, out=m)
+        xp.multiply(g, 1 - self.beta1, out=tmp)
+        xp.add(m, tmp, out=m)  # m ← β₁m + (1−β₁)g
+        xp.multiply(s, self.beta2, out=s)
+        xp.multiply(g, 1 - self.beta2, out=tmp)
+        xp.multiply(tmp, g, out=tmp)
+        xp.add(s, tmp, out=s)  # s ← β₂s + (1−β₂)g²
+        xp.divide(s, c2, out=tmp2)  # ŝ = s / (1 − β₂ᵗ)
+        xp.sqrt(tmp2, out=tmp2)
+        xp.add(tmp2, self.eps, out=tmp2)
+        xp.divide(m, c1, out=tmp)  # m̂ = m / (1 − β₁ᵗ)
+        xp.multiply(tmp, self.lr, out=tmp)
+        xp.divide(tmp, tmp2, out=tmp)
+        xp.subtract(w, tmp, out=w)  # W ← W − α m̂ / (√ŝ + ε)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
