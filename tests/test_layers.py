@@ -30,6 +30,7 @@ TORCH = {
     "leaky_relu": lambda x: F.leaky_relu(x, 0.1),
     "softplus": F.softplus,
     "softmax": lambda x: torch.softmax(x, dim=1),
+    "flatten": lambda x: x.reshape(x.shape[0], -1),
 }
 
 

@@ -93,11 +93,13 @@ class Sequential:
         self.training = True
 
     def _infer_input_shape(self) -> tuple[int, ...] | None:
+        """The first layer with a known input width fixes it, if only shape-preserving (element-wise)
+        layers come before it; anything else (a flatten, a convolution) leaves it unknown."""
         for layer in self.layers:
             d = getattr(layer, "in_features", None)
             if d is not None:
                 return (int(d),)
-            if layer.params:
+            if not layer.elementwise:
                 return None
         return None
 
