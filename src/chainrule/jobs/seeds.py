@@ -19,13 +19,13 @@ class SeedsConfig:
 @dataclass
 class SeedsOutput:
     text: str
-    ok: bool  # every check passed and every slip was confirmed
+    ok: bool  # every check passed and every checked slip was confirmed
 
 
 def run_seeds(cfg: SeedsConfig) -> SeedsOutput:
     results = collect(cfg.only)
     text = render(fmt=cfg.format, only_errata=cfg.errata, results=results)
     ok = all(c.passed for cs, _ in results.values() for c in cs) and all(
-        s.confirmed for _, ss in results.values() for s in ss
+        s.confirmed for _, ss in results.values() for s in ss if s.checked
     )
     return SeedsOutput(text=text, ok=ok)

@@ -124,11 +124,10 @@ class Slip:
         return self.kind != TEXT_ONLY
 
     @property
-    def confirmed(self) -> bool:
-        """The live check passed. A text-only slip has no check and nothing that could refute it, so it
-        counts as confirmed here; its JSON says ``"checked": false, "confirmed": null``."""
+    def confirmed(self) -> bool | None:
+        """The live check passed; ``None`` for a text-only slip, which has no check."""
         if not self.checked:
-            return True
+            return None
         return (
             self.check_value is not None and self.tolerance is not None and self.check_value <= self.tolerance
         )
@@ -137,7 +136,7 @@ class Slip:
         return {
             **asdict(self),
             "checked": self.checked,
-            "confirmed": self.confirmed if self.checked else None,
+            "confirmed": self.confirmed,
         }
 
 
