@@ -26,10 +26,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from chainrule.accel.cupy_kernels import ACT_CODES, NVCC_OPTIONS, RAW_SOURCE, UPDATE_BODIES
-from chainrule.accel.loss_kernels import LOSS_KERNELS, softmax_ce
+from chainrule.accel.loss_kernels import LOSS_KERNELS
 from chainrule.accel.numpy_ops import NumpyOps
 from chainrule.accel.plan import ActKernel, Block, slope_not_negative
-from chainrule.nn.functional import sigmoid
 
 __all__ = ["CUPY_ACTS", "CUPY_UPDATES", "CupyOps"]
 
@@ -45,7 +44,7 @@ def _softmax_ce(ops: Any, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> 
     """Class-index labels: one kernel, one thread per row, computes ``log p``, ``δ = (p − onehot(y))/N``
     and adds ``−log p_y`` and the hit to the epoch's totals. Other targets: the shared kernel."""
     if not lb["fused"]:
-        return softmax_ce(ops, out, yb, delta, lb)
+        return LOSS_KERNELS["softmax-ce"](ops, out, yb, delta, lb)
     n, k = out.shape
     ops.launch(
         "softmax_ce", out.dtype, n, (out, yb, delta, ops.loss_total, ops.hit_total, np.int32(n), np.int32(k))
@@ -235,10 +234,6 @@ class CupyOps(NumpyOps):
         self.launch("act_bwd", d.dtype, d.size, args, 256)
 
     # -- loss ------------------------------------------------------------------------------
-    def fill_sigmoid(self, z: Any, out: Any, lb: dict[str, Any]) -> None:
-        """``out ← σ(z)`` (:func:`chainrule.nn.functional.sigmoid`, then copied)."""
-        self.xp.copyto(out, sigmoid(z))
-
     def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
         """``None`` where the fused softmax-CE kernel counts the hits; else the shared count."""
         return None if lb.get("fused") else super().count_correct(out, yb, lb)

@@ -189,10 +189,6 @@ class NumpyOps:
         """The batch-mean loss ``E`` (0-d) and ``delta ← ∂E/∂out``, by the ``LOSSES`` kernel."""
         return self.LOSSES[kind](self, out, yb, delta, lb)
 
-    def fill_sigmoid(self, z: Any, out: Any, lb: dict[str, Any]) -> None:
-        """``out ← σ(z)`` without allocating (the loss's scratch; ``out`` must not be one of them)."""
-        sigmoid(z, out=out, scratch=(lb["mask"], lb["s"], lb["tmp"]))
-
     def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
         """Rows whose predicted class equals the label (:func:`chainrule.nn.functional.count_correct`)."""
         return count_correct(out, yb)

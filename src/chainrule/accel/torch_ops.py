@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from chainrule.accel.loss_kernels import LOSS_KERNELS, softmax_ce
+from chainrule.accel.loss_kernels import LOSS_KERNELS
 from chainrule.accel.plan import DENSE, IDENTITY, ActKernel, Block, HeadKernel, slope_not_negative
 from chainrule.accel.update_kernels import UPDATE_KERNELS
 from chainrule.nn.functional import count_correct
@@ -103,7 +103,7 @@ def _softmax_ce(ops: Any, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> 
     """Class-index labels: ``log p = log_softmax(z)``; ``N·E = −Σ_n log p_{n,y_n}`` straight into
     the epoch's total; ``δ = (p − onehot(y))/N`` by a scatter. Other targets: the shared kernel."""
     if not lb["fused"]:
-        return softmax_ce(ops, out, yb, delta, lb)
+        return LOSS_KERNELS["softmax-ce"](ops, out, yb, delta, lb)
     torch, n, y = ops.xp, out.shape[0], yb.view(-1, 1)
     log_p = torch.log_softmax(out, dim=1)
     torch.exp(log_p, out=delta)
@@ -210,10 +210,6 @@ class TorchOps:
     def loss_grad(self, kind: str, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> Any:
         """The batch-mean loss ``E`` (0-d, or ``None`` if added to the totals) and ``δ``."""
         return self.LOSSES[kind](self, out, yb, delta, lb)
-
-    def fill_sigmoid(self, z: Any, out: Any, lb: dict[str, Any]) -> None:
-        """``out ← σ(z)`` (torch's own sigmoid)."""
-        self.xp.sigmoid(z, out=out)
 
     def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
         """Rows whose predicted class equals the label, a 0-d tensor (no synchronisation)."""
