@@ -46,6 +46,8 @@ def namespace(*arrays: Any) -> Any:
     NumPy >= 2 is an array API namespace on its own, so the default path imports nothing else; the
     other backends go through ``array_api_compat``.
     """
+    if all(type(a) is np.ndarray for a in arrays):  # the common case, on every hot path: no set
+        return np
     mods = {_type_module(a) for a in arrays if a is not None and not isinstance(a, int | float)}
     if not mods or mods == {"numpy"}:
         return np
