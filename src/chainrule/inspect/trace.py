@@ -200,9 +200,8 @@ class Tracer:
     def record_update(self, do_step: Any) -> list[ParamUpdate]:
         """Call ``do_step()`` (any in-place update of the parameters) and record before/after."""
         self.capture_grads()
-        owner = {
-            id(p): (name, self._group_of(int(name.split(".")[0]))) for name, p in self.net.named_params()
-        }
+        group_of = {i: g.l for g in self.net.groups() for i in g.indices}
+        owner = {id(p): (name, group_of.get(int(name.split(".")[0]))) for name, p in self.net.named_params()}
         before = [(p, _copy(p.value), _copy(p.grad)) for p in self.net.params]
         do_step()
         updates = []
@@ -215,12 +214,6 @@ class Tracer:
     # -- seed-style grouping --------------------------------------------------------------
     def _groups(self) -> list[list[int]]:
         return [list(g.indices) for g in self.net.groups()]
-
-    def _group_of(self, index: int) -> int | None:
-        for g in self.net.groups():
-            if index in g.indices:
-                return g.l
-        return None
 
     def layers(self) -> list[LayerTrace]:
         """The pass as seed-style layers ``l = 1 .. L`` (empty before any traced forward)."""

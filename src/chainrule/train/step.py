@@ -99,9 +99,9 @@ def make_runner(
 
     Gradient hooks go to whichever runner trains: a fast runner then materialises every
     ``param.grad`` (``+ λW``), calls the hooks, and updates. Driver hooks (a tracer) need the
-    driver, so with one attached the network trains on the plain runner.
+    driver, so with one attached the planner declines and the network trains on the plain runner.
     """
-    if fast and not net.hooks:
+    if fast:
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner
