@@ -1,4 +1,4 @@
-"""Atomic file writes: a temp file in the target's directory, fsync, then ``os.replace``.
+"""JSON for NumPy values, and atomic file writes: a temp file in the target's directory, fsync, then ``os.replace``.
 
 A reader never sees a half-written file, and a failure leaves any previous file untouched.
 """
@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text"]
+import numpy as np
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "json_default"]
 
 
 @contextlib.contextmanager
@@ -51,3 +53,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for NumPy scalars and arrays; anything else is refused."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

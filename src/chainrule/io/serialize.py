@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule._io import atomic_write_bytes
+from chainrule._io import atomic_write_bytes, json_default
 from chainrule.backend import to_numpy
 from chainrule.errors import ChainruleError, MissingDependencyError, ModelFileError
 from chainrule.nn.builders import from_config
@@ -52,17 +52,17 @@ def save(net: Sequential, path: str | os.PathLike[str], info: dict[str, Any] | N
     metadata = {
         "chainrule_format": FORMAT_VERSION,
         "architecture": json.dumps(net.config()),
-        "info": json.dumps(info or {}, default=_json_default),
+        "info": json.dumps(info or {}, default=_json_or_str),
     }
     atomic_write_bytes(path, stn.save(tensors, metadata=metadata))
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+def _json_or_str(obj: Any) -> Any:
+    """NumPy values as JSON; anything else in ``info`` as its string."""
+    try:
+        return json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 def _read_header(path: str | os.PathLike[str]) -> dict[str, Any]:

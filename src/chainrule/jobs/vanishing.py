@@ -7,12 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chainrule._io import atomic_write_text
+from chainrule._io import atomic_write_text, json_default
 from chainrule.errors import ConfigError
 from chainrule.io import load_data
 from chainrule.jobs.common import Log, require_packages, say
 from chainrule.report.plots import plot_vanishing
-from chainrule.report.record import json_default
 from chainrule.studies.vanishing import StudyResult, run_study
 
 __all__ = ["VanishingConfig", "VanishingOutput", "run_vanishing"]

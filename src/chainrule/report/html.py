@@ -19,15 +19,11 @@ from typing import Any
 
 from chainrule._io import atomic_write_text
 from chainrule.report.plots import confusion_png, flow_png, history_png
-from chainrule.report.record import RunRecord, RunRecordError, load_run
+from chainrule.report.record import RunRecord, RunRecordError, is_number, load_run
 from chainrule.train import History
 
 # load_run and RunRecordError live in chainrule.report.record; they stay importable from here
 __all__ = ["RunRecordError", "load_run", "render_report", "write_report"]
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -145,7 +141,7 @@ def _describe(cfg: dict[str, Any]) -> str:
 
 
 def _fmt(v: Any, pct: bool = False) -> str:
-    if not _is_number(v) or not math.isfinite(float(v)):
+    if not is_number(v) or not math.isfinite(float(v)):
         return "–"
     return f"{100 * float(v):.2f}%" if pct else f"{float(v):.4f}"
 
@@ -175,10 +171,10 @@ def _epoch_table(history: History) -> str:
     head = "".join(f"<th>{html.escape(k)}</th>" for k in ["epoch", *keys])
     rows = []
     for i, ep in enumerate(history.epochs, start=1):
-        cells = [f'<td class="n">{int(ep.get("epoch", i)) if _is_number(ep.get("epoch")) else i}</td>']
+        cells = [f'<td class="n">{int(ep.get("epoch", i)) if is_number(ep.get("epoch")) else i}</td>']
         for k in keys:
             v = ep.get(k)
-            text = _fmt(v, pct="accuracy" in k) if k != "seconds" else (f"{v:.2f}" if _is_number(v) else "–")
+            text = _fmt(v, pct="accuracy" in k) if k != "seconds" else (f"{v:.2f}" if is_number(v) else "–")
             cells.append(f'<td class="n">{text}</td>')
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import __version__
-from chainrule._io import atomic_write_text
+from chainrule._io import atomic_write_text, json_default
 from chainrule.errors import ChainruleError, DataError
 from chainrule.train import History
 from chainrule.train.flow import GradientFlow
@@ -40,7 +40,7 @@ __all__ = [
     "RunRecord",
     "RunRecordError",
     "history_from_dict",
-    "json_default",
+    "is_number",
     "load_run",
 ]
 
@@ -77,7 +77,7 @@ class Evaluation:
             if key not in ev:
                 raise RunRecordError(f"{source}: 'evaluation' has no '{key}'")
         for key in ("loss", "accuracy"):
-            if not _is_number(ev[key]) and ev[key] is not None:
+            if not is_number(ev[key]) and ev[key] is not None:
                 raise RunRecordError(f"{source}: evaluation.{key} must be a number, got {ev[key]!r}")
         c = ev["confusion"]
         if not (isinstance(c, list) and c and all(isinstance(r, list) and len(r) == len(c) for r in c)):
@@ -209,7 +209,7 @@ def history_from_dict(d: Any, source: str = "run record") -> History:
         if "loss" not in e:
             raise RunRecordError(f"{source}: history.epochs[{i}] has no 'loss'")
         for key, value in e.items():
-            if not _is_number(value) and value is not None:
+            if not is_number(value) and value is not None:
                 raise RunRecordError(f"{source}: history.epochs[{i}].{key} must be a number, got {value!r}")
     best = d.get("best_epoch")
     if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
@@ -220,15 +220,6 @@ def history_from_dict(d: Any, source: str = "run record") -> History:
         best_epoch=best,
         runner=str(d.get("runner", "")),
     )
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps(default=...)`` for NumPy scalars and arrays."""
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _finite_or_none(v: Any) -> Any:
@@ -249,7 +240,8 @@ def _from_json_number(v: Any) -> Any:
     return v if isinstance(v, int) else float(v)
 
 
-def _is_number(v: Any) -> bool:
+def is_number(v: Any) -> bool:
+    """A JSON number: int or float, not bool."""
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 

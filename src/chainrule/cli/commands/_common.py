@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from chainrule.report.record import json_default
+from chainrule._io import json_default
 
 T = TypeVar("T")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import numpy as np
-
+from chainrule._io import json_default
 from chainrule.errors import ConfigError
 from chainrule.studies.seeds.common import SEEDS, SeedCheck, Slip
 from chainrule.studies.seeds.walk import Results, collect
@@ -147,18 +146,10 @@ def _markdown(res: Results, only_errata: bool) -> str:
 
 
 # -- JSON -----------------------------------------------------------------------------------------
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def _json(res: Results, only_errata: bool) -> str:
     checks, slips = _all(res)
     obj: dict[str, Any] = {"errata": [s.to_dict() for s in slips]}
     if not only_errata:
         obj = {"checks": [c.to_dict() for c in checks], **obj}
     obj["ok"] = _ok(res)
-    return json.dumps(obj, ensure_ascii=False, indent=1, default=_json_default, allow_nan=False) + "\n"
+    return json.dumps(obj, ensure_ascii=False, indent=1, default=json_default, allow_nan=False) + "\n"
