@@ -53,6 +53,7 @@ __all__ = [
     "is_table",
     "load_for_job",
     "load_model",
+    "named_classes",
     "predict_rows",
     "resolve_defaults",
     "warn_user",
@@ -231,6 +232,13 @@ def resolve_defaults(cfg: Any, data: Dataset, base: ModelInfo | None = None) -> 
     )
 
 
+def named_classes(names: list[str] | None) -> list[str] | None:
+    """Class names that say more than the index (``["0", "1", ...]`` counts as none)."""
+    if not names or all(n == str(i) for i, n in enumerate(names)):
+        return None
+    return list(names)
+
+
 def check_labels_match(minfo: ModelInfo, net: Sequential, data: Dataset, where: str) -> list[str]:
     """Refuse data whose task or label set does not match the model's; return warnings."""
     if minfo.task != data.task:
@@ -242,13 +250,12 @@ def check_labels_match(minfo: ModelInfo, net: Sequential, data: Dataset, where: 
         return []
     out = net.output_dim() or 0
     k_model = len(minfo.class_names) if minfo.class_names else max(out, 2 if out == 1 else 0)
-    model_named = bool(minfo.class_names) and not all(n == str(i) for i, n in enumerate(minfo.class_names))
-    if data.class_names is not None or model_named:
-        if data.class_names != (minfo.class_names if model_named else None):
-            raise DataError(
-                f"{where}: the data's classes {data.class_names or 'by index'} do not match the model's "
-                f"{minfo.class_names if model_named else 'by index'}"
-            )
+    model_names, data_names = named_classes(minfo.class_names), named_classes(data.class_names)
+    if model_names != data_names:
+        raise DataError(
+            f"{where}: the data's classes {data_names or 'by index'} do not match the model's "
+            f"{model_names or 'by index'}"
+        )
     if data.n_classes > k_model:
         raise DataError(
             f"{where}: the data has labels up to {data.n_classes - 1} but the model knows {k_model} classes"
