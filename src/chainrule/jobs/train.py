@@ -4,6 +4,7 @@ evaluation, and the outputs asked for (model, plot, run record, HTML report); re
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from chainrule.backend import get_backend
 from chainrule.backend.threads import limit_threads
-from chainrule.errors import ConfigError
+from chainrule.errors import ConfigError, ShapeError
 from chainrule.io.scaling import fit_scaler
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_writable, require_packages, say
@@ -26,6 +27,8 @@ from chainrule.jobs.tabular import (
     warn_user,
 )
 from chainrule.nn.builders import mlp
+from chainrule.nn.spec import build as build_spec
+from chainrule.nn.spec import input_rank
 from chainrule.report.html import write_report
 from chainrule.report.plots import plot_history
 from chainrule.report.record import Evaluation, RunRecord
@@ -52,6 +55,7 @@ class TrainConfig:
     download: bool = False
     target: str | None = None
     layers: list[int] | None = None
+    arch: str | None = None
     activation: str = "relu"
     output_activation: str = "auto"
     loss: str | None = None
@@ -126,10 +130,12 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
         history = _fit(cfg, opts, net, (x_train, y_train), flow, minfo)
         ev = None
         if data.n_test:
-            ev = evaluate(net, backend.asarray(x_test, dtype=cfg.dtype), backend.asarray(y_test), task=opts.task)
+            ev = evaluate(
+                net, backend.asarray(x_test, dtype=cfg.dtype), backend.asarray(y_test), task=opts.task
+            )
     config = asdict(cfg)
     config.update(
-        layers=_sizes(net), lr=opts.lr, backend=str(backend), runner=history.runner, dataset=data.name,
+        layers=None if cfg.arch else _sizes(net), lr=opts.lr, backend=str(backend), runner=history.runner, dataset=data.name,
         task=opts.task, scale=opts.scale, optimizer=opts.optimizer, epochs=opts.epochs, loss=opts.loss,
         batch_size=opts.batch_size, validation_split=opts.validation_split, early_stopping=opts.early_stopping,
     )  # fmt: skip
@@ -174,11 +180,15 @@ def _network(cfg: TrainConfig, opts: Resolved, data: Any, base: Any) -> Any:
     if base is not None:
         net = base[0]
         if net.input_dim is not None and net.input_dim != data.n_features:
-            raise ConfigError(f"--init-from model expects {net.input_dim} features but the data has {data.n_features}")
+            raise ConfigError(
+                f"--init-from model expects {net.input_dim} features but the data has {data.n_features}"
+            )
         if cfg.layers and cfg.layers != _sizes(net):
             raise ConfigError(f"--layers {cfg.layers} differs from the --init-from model's {_sizes(net)}")
         return net
     n_out = 1 if opts.task == "regress" else data.n_classes
+    if cfg.arch is not None:
+        return _arch_net(cfg, opts, data, n_out)
     return mlp(
         _layers(cfg, opts, data.n_features, n_out),
         cfg.activation,
@@ -188,6 +198,42 @@ def _network(cfg: TrainConfig, opts: Resolved, data: Any, base: Any) -> Any:
         seed=cfg.seed,
         dtype=np.dtype(cfg.dtype),
     )
+
+
+def _arch_net(cfg: TrainConfig, opts: Resolved, data: Any, n_out: int) -> Any:
+    """The ``--arch`` network, fed the data's samples in the shape its first layer reads: rows,
+    images ``(C, H, W)`` or sequences ``(T, D)`` (see :func:`sample_shape_for`)."""
+    if cfg.layers is not None:
+        raise ConfigError("give either --arch or --layers, not both")
+    shape = sample_shape_for(input_rank(cfg.arch), data.sample_shape, getattr(data, "image_shape", None))
+    net = build_spec(cfg.arch, shape, loss=opts.loss, seed=cfg.seed, dtype=np.dtype(cfg.dtype), init=cfg.init)
+    out = net.output_shape()
+    binary_single = opts.loss in ("bce", "squared") and out == (1,) and n_out == 2
+    if out != (n_out,) and not binary_single:
+        raise ConfigError(f"--arch gives outputs of shape {out} but the data has {n_out} classes")
+    return net
+
+
+def sample_shape_for(
+    rank: int | None, have: tuple[int, ...], image_shape: tuple[int, ...] | None = None
+) -> tuple[int, ...]:
+    """The per-sample shape to feed a network whose first layer reads ``rank`` axes, from data whose
+    samples have shape ``have``: unchanged when the ranks agree; flat rows of ``S·S`` values become
+    ``(1, S, S)`` images (rank 3) or ``S`` steps of ``S`` values (rank 2, a digit row by row);
+    ``image_shape`` overrides the square guess. Anything else is a :class:`ShapeError`."""
+    if rank is None or rank == len(have):
+        return tuple(have)
+    n = math.prod(have)
+    if rank == 1:
+        return (n,)
+    if image_shape is not None and math.prod(image_shape) == n:
+        shape = tuple(image_shape)
+        return shape if rank == 3 else shape[-2:] if rank == 2 and shape[0] == 1 else shape
+    side = math.isqrt(n)
+    if side * side == n and rank in (2, 3):
+        return (1, side, side) if rank == 3 else (side, side)
+    what = "(C, H, W) images" if rank == 3 else "(T, D) sequences"
+    raise ShapeError(f"samples of {n} values do not factor into the {what} the first --arch layer reads")
 
 
 def _regression_test(net: Any, minfo: ModelInfo, data: Any) -> dict[str, float]:
@@ -218,13 +264,15 @@ def _callbacks(cfg: TrainConfig, opts: Resolved, flow: GradientFlow | None) -> l
         cbs.append(schedule)
     if opts.early_stopping:
         monitor = "val_loss" if opts.validation_split > 0 else "loss"
-        cbs.append(EarlyStopping(patience=int(opts.early_stopping), monitor=monitor, min_delta=opts.min_delta))
+        cbs.append(
+            EarlyStopping(patience=int(opts.early_stopping), monitor=monitor, min_delta=opts.min_delta)
+        )
     return cbs
 
 
 #: the options a resumed run must share with the checkpointed one
 _RESUME_KEYS = (
-    "data", "target", "layers", "activation", "output_activation", "loss", "optimizer", "lr", "momentum",
+    "data", "target", "layers", "arch", "activation", "output_activation", "loss", "optimizer", "lr", "momentum",
     "batch_size", "epochs", "l2", "init", "seed", "dtype", "validation_split", "early_stopping", "task",
     "scale", "test_fraction", "schedule", "init_from", "guard", "flow_interval",
 )  # fmt: skip
