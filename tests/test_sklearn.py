@@ -82,4 +82,4 @@ def test_to_model_is_read_by_predict(tmp_path) -> None:
     clf.to_model(str(tmp_path / "m.safetensors"))
     np.save(tmp_path / "x.npy", x)
     pred = run_predict(PredictConfig(str(tmp_path / "m.safetensors"), str(tmp_path / "x.npy")))
-    assert pred.labels == [int(c) for c in clf.predict(x)]
+    assert pred.labels == [str(c) for c in clf.predict(x)]

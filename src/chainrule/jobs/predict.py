@@ -21,7 +21,7 @@ import numpy as np
 
 from chainrule._io import atomic_open
 from chainrule.errors import ConfigError, DataError, DataNotFoundError, ShapeError
-from chainrule.jobs.tabular import load_model, named_classes, predict_rows
+from chainrule.jobs.tabular import load_model, predict_rows
 
 __all__ = ["PredictConfig", "Prediction", "read_features", "run_predict"]
 
@@ -135,7 +135,7 @@ def run_predict(cfg: PredictConfig) -> Prediction:
     else:
         names = minfo.names_for(proba.shape[1])
         want = cfg.proba or cfg.out is not None
-        labels = [names[i] for i in pred] if named_classes(minfo.class_names) else [int(i) for i in pred]
+        labels = [names[i] for i in pred] if minfo.class_names else [int(i) for i in pred]
         result = Prediction(labels, proba if want else None, names, "classify")
     if cfg.out is not None:
         write_predictions(result, cfg.out)
