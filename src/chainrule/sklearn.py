@@ -33,6 +33,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the estimators need the sklearn extra
     raise MissingDependencyError("scikit-learn", "chainrule.sklearn", "sklearn") from exc
 
+from chainrule.backend.threads import limit_threads
 from chainrule.io.scaling import fit_scaler
 from chainrule.io.serialize import save
 from chainrule.jobs.tabular import ModelInfo
@@ -116,8 +117,18 @@ class _MLP(BaseEstimator):
         val = self.validation_fraction if self.early_stopping and xs.shape[0] >= 10 else 0.0
         if self.n_iter_no_change and epochs > 1:
             monitor = "val_loss" if val else "loss"
-            cbs.append(EarlyStopping(patience=int(self.n_iter_no_change), monitor=monitor, min_delta=self.tol))
-        history = fit(
+            cbs.append(
+                EarlyStopping(patience=int(self.n_iter_no_change), monitor=monitor, min_delta=self.tol)
+            )
+        with limit_threads(1 if xs.size <= 10**6 else None):  # small tables: one BLAS thread is fastest
+            history = self._fit(xs, y, epochs, seed, val, cbs)
+        self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epochs)
+        self.loss_ = float(history.final_loss)
+        self.loss_curve_ = [*getattr(self, "loss_curve_", []), *history["loss"]]
+        self.history_ = history
+
+    def _fit(self, xs: np.ndarray, y: np.ndarray, epochs: int, seed: int, val: float, cbs: list[Any]) -> Any:
+        return fit(
             self.net_,
             xs,
             y,
@@ -132,10 +143,6 @@ class _MLP(BaseEstimator):
             verbose=bool(self.verbose),
             task=self._task,
         )
-        self.n_iter_ = getattr(self, "n_iter_", 0) + len(history.epochs)
-        self.loss_ = float(history.final_loss)
-        self.loss_curve_ = [*getattr(self, "loss_curve_", []), *history["loss"]]
-        self.history_ = history
 
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(0, 2**31 - 1))

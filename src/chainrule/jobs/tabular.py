@@ -19,7 +19,7 @@ read as a classifier with no scaling):
 **Defaults for tables.** A ``.csv``, ``.npy`` or ``.npz`` file is a table unless its samples are
 images; for a table the ``auto`` settings are: standard scaling (columns come in unrelated units;
 without it one large column swamps the others and SGD diverges), Adam at ``lr = 1e-3`` with batches
-of 32 (Keras' default), up to 200 epochs with early stopping (patience 10, improvements under 1e-4
+of 32 (Keras' default), one BLAS thread for tables up to 10⁶ values, up to 200 epochs with early stopping (patience 10, improvements under 1e-4
 ignored, the best weights kept) on a 10% validation split when there are at least 1,000 training
 rows (100 for regression), and on the training loss below that (the accuracy of a validation set of
 a few dozen rows is too noisy to stop on; scikit-learn's MLP stops on the training loss by default).
@@ -196,6 +196,7 @@ class Resolved:
     loss: str
     output_activation: str
     min_delta: float = 0.0
+    threads: int | None = None
 
 
 def resolve_defaults(cfg: Any, data: Dataset, base: ModelInfo | None = None) -> Resolved:
@@ -227,8 +228,26 @@ def resolve_defaults(cfg: Any, data: Dataset, base: ModelInfo | None = None) -> 
     if not math.isfinite(lr) or lr <= 0:
         raise ConfigError(f"bad learning rate {lr}")
     min_delta = 1e-4 if table else 0.0
+    # small tables: one BLAS thread (a 32-row matmul split across threads costs more than it saves,
+    # and on a busy machine waiting for the other thread costs 50x)
+    threads = (
+        cfg.threads
+        if cfg.threads is not None
+        else (1 if table and data.n_train * data.n_features <= 10**6 else None)
+    )
     return Resolved(
-        task, scale, optimizer, lr, int(epochs), int(batch), float(val), patience, loss, out_act, min_delta
+        task,
+        scale,
+        optimizer,
+        lr,
+        int(epochs),
+        int(batch),
+        float(val),
+        patience,
+        loss,
+        out_act,
+        min_delta,
+        threads,
     )
 
 

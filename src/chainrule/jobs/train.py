@@ -126,7 +126,7 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     flow = None
     if cfg.flow_interval or cfg.report or cfg.log:
         flow = GradientFlow(**({"interval": cfg.flow_interval} if cfg.flow_interval else {}))
-    with limit_threads(cfg.threads):
+    with limit_threads(opts.threads):
         history = _fit(cfg, opts, net, (x_train, y_train), flow, minfo)
         ev = None
         if data.n_test:
