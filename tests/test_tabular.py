@@ -275,3 +275,22 @@ def test_resume_is_exact_under_sigkill(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_is_exact_under_20_sigkills(tmp_path: Path) -> None:
     assert resume_under_kills(tmp_path, kills=20, epochs=150) >= 15
+
+
+def test_a_stall_at_chance_level_stops_with_one_line(tmp_path: Path, capsys) -> None:
+    """Features that carry nothing (constant columns): the loss settles at the class-frequency
+    entropy and the guard stops the run, naming the causes."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    p = tmp_path / "flat.csv"
+    np.savetxt(p, np.column_stack([np.ones((300, 4)), y]), delimiter=",", fmt="%g")
+    model = tmp_path / "m.safetensors"
+    code = main(["train", "--data", str(p), "--epochs", "60", "--early-stopping", "0", "--save", str(model),
+                 "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("chainrule: error: training stalled")
+    assert "--lr" in err[0] and not model.exists()
+    assert (
+        main(["train", "--data", str(p), "--epochs", "8", "--early-stopping", "0", "--no-guard", "--quiet"])
+        == 0
+    )
