@@ -123,11 +123,7 @@ def run_predict(cfg: PredictConfig) -> Prediction:
     if net.input_dim is not None and x.shape[1] != net.input_dim:
         raise ShapeError(
             f"{cfg.input}: rows have {x.shape[1]} features but the model expects {net.input_dim}"
-            + (
-                " (name the label column with --target to drop it)"
-                if x.shape[1] == net.input_dim + 1
-                else ""
-            )
+            + (" (name the label column with --target to drop it)" if x.shape[1] == net.input_dim + 1 else "")
         )
     pred, proba = predict_rows(net, minfo, x)
     if minfo.task == "regress":

@@ -64,7 +64,7 @@ class TrainConfig:
     momentum: float = 0.9
     batch_size: int | None = None
     epochs: int | None = None
-    l2: float = 0.0
+    l2: float | None = None
     init: str = "auto"
     seed: int = 0
     dtype: str = "float32"
@@ -137,7 +137,7 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     config.update(
         layers=None if cfg.arch else _sizes(net), lr=opts.lr, backend=str(backend), runner=history.runner, dataset=data.name,
         task=opts.task, scale=opts.scale, optimizer=opts.optimizer, epochs=opts.epochs, loss=opts.loss,
-        batch_size=opts.batch_size, validation_split=opts.validation_split, early_stopping=opts.early_stopping,
+        batch_size=opts.batch_size, l2=opts.l2, validation_split=opts.validation_split, early_stopping=opts.early_stopping,
     )  # fmt: skip
     if ev is not None and opts.task == "regress":
         config["test_metrics"] = _regression_test(net, minfo, data)
@@ -306,7 +306,7 @@ def _fit(cfg: TrainConfig, opts: Resolved, net: Any, xy: Any, flow: GradientFlow
         lr=opts.lr,
         batch_size=opts.batch_size,
         epochs=opts.epochs,
-        l2=cfg.l2,
+        l2=opts.l2,
         seed=cfg.seed,
         validation_split=opts.validation_split,
         callbacks=_callbacks(cfg, opts, flow),

@@ -77,8 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--l2",
         type=c.nonneg_float,
-        default=0.0,
-        help="L2 strength λ: cost += λ/2·ΣW², weights only (seed 001)",
+        default=None,
+        help="L2 strength λ: cost += λ/2·ΣW², weights only (seed 001); default 1e-3 for tables, 0 for images",
     )
     p.add_argument("--init", default="auto", choices=["auto", *INITIALIZERS])
     p.add_argument("--seed", type=c.nonneg_int, default=0)
