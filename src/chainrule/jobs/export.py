@@ -8,8 +8,8 @@ The graph reads raw feature rows ``x`` ``(N, D)`` float32 and computes::
     probabilities = softmax(scores) / sigmoid(scores)   a classifier (the loss's fused activation)
     prediction    = scores / factor_y + shift_y          a regressor, in the target's units
 
-Dense layers and the element-wise activations with an ONNX operator (identity, sigmoid, tanh, relu,
-leaky_relu, softplus, softmax) are mapped; any other layer is refused with a message naming it (CNN
+Dense, flatten and the element-wise activations with an ONNX operator (identity, sigmoid, tanh,
+relu, leaky_relu, softplus, softmax) are mapped; any other layer is refused with a message naming it (CNN
 layers will be added where they are defined). Checked against onnxruntime in ``tests/test_export.py``.
 """
 
@@ -77,6 +77,8 @@ def _layer(g: _Graph, layer: Any, h: str) -> str:
         return g.op("Add", [g.op("MatMul", [h, g.const(layer.W.value, "W")]), g.const(layer.b.value, "b")])
     if kind == "identity":
         return h
+    if kind == "flatten":
+        return g.op("Flatten", [h], axis=1)
     if kind in _ACTS:
         return g.op(_ACTS[kind], [h])
     if kind == "leaky_relu":
