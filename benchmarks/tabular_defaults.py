@@ -70,16 +70,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--seeds", default="0")
+    ap.add_argument(
+        "--times", action="store_true", help="add wall-time columns (run under the benchmark lock for those)"
+    )
     args = ap.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="chainrule-tabular-"))
     seeds = [int(s) for s in args.seeds.split(",")]
     blas = sorted({(p.get("internal_api"), p.get("architecture")) for p in threadpool_info()}, key=str)
-    print(f"BLAS: {blas}\n")
+    print(f"BLAS: {blas}\n", flush=True)
+    times = " chainrule s | sklearn s |" if args.times else ""
     print(
-        "| dataset | rows × features | metric | seed | chainrule (defaults) | MLP*() defaults | difference |"
-        " chainrule s | sklearn s |"
+        f"| dataset | rows × features | metric | seed | chainrule (defaults) | MLP*() defaults | difference |{times}"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|" + ("---|---|" if args.times else ""))
+    means: dict[str, tuple[list[float], list[float]]] = {}
     for name in CLASSIFY + REGRESS:
         path = write_csv(name, out)
         regress = name in REGRESS
@@ -89,11 +93,15 @@ def main() -> None:
             ours = res["test_metrics"]["r2"] if regress else res["test_accuracy"]
             theirs, t_sk = sklearn_run(path, seed, regress)
             metric = "R²" if regress else "accuracy"
-            print(
-                f"| {name} | {shape[0]} × {shape[1]} | {metric} | {seed} | {ours:.4f} | {theirs:.4f} | "
-                f"{ours - theirs:+.4f} | {t_cr:.1f} | {t_sk:.1f} |",
-                flush=True,
-            )
+            row = f"| {name} | {shape[0]} × {shape[1]} | {metric} | {seed} | {ours:.4f} | {theirs:.4f} | "
+            row += f"{ours - theirs:+.4f} |" + (f" {t_cr:.1f} | {t_sk:.1f} |" if args.times else "")
+            print(row, flush=True)
+            means.setdefault(name, ([], []))[0].append(ours)
+            means[name][1].append(theirs)
+    print("\n| dataset | chainrule mean | MLP*() mean | difference |\n|---|---|---|---|")
+    for name, (ours_all, theirs_all) in means.items():
+        a, b = float(np.mean(ours_all)), float(np.mean(theirs_all))
+        print(f"| {name} | {a:.4f} | {b:.4f} | {a - b:+.4f} |")
 
 
 if __name__ == "__main__":
