@@ -9,7 +9,7 @@ read as a classifier with no scaling):
 ``task``            ``"classify"`` or ``"regress"``
 ``class_names``     list of strings, one per output class (integer labels: ``"0"``, ``"1"``, ...)
 ``n_classes``       int (1 for regression)
-``scaler``          ``{"kind": "standard"|"minmax"|"none", "shift": [float], "factor": [float]}``:
+``scaler``          ``{"kind": "standard"|"minmax"|"center"|"none", "shift": [float], "factor": [float]}``:
                     ``x' = (x − shift) · factor``, fitted on the training rows only
 ``target_scaler``   the same for a regression target (the network predicts ``y'``)
 ``split``           ``{"seed": int, "test_fraction": float, "data": str}``: how the rows were split,
