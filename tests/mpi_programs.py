@@ -82,13 +82,20 @@ def main(argv: list[str]) -> int:
 
     def run() -> None:
         history = fit_parallel(
-            net, x, y, world=world, grad_hooks=hooks, overlap=args.overlap,
-            drop_remainder=args.drop_remainder, **train_options(args),
+            net,
+            x,
+            y,
+            world=world,
+            grad_hooks=hooks,
+            overlap=args.overlap,
+            drop_remainder=args.drop_remainder,
+            **train_options(args),
         )
         if world.is_root:
             weights = {f"p{i}": p.value for i, p in enumerate(net.params)}
-            np.savez(args.out, loss=history["loss"], accuracy=history["accuracy"], runner=history.runner,
-                     **weights)
+            np.savez(
+                args.out, loss=history["loss"], accuracy=history["accuracy"], runner=history.runner, **weights
+            )
 
     world.guarded(run)
     return 0

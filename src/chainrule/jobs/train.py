@@ -15,10 +15,11 @@ from chainrule.errors import ConfigError
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say
 from chainrule.nn.builders import mlp
+from chainrule.parallel import check_batch, check_shared_outputs, current_world, fit_parallel
 from chainrule.report.html import write_report
 from chainrule.report.plots import plot_history
 from chainrule.report.record import Evaluation, RunRecord
-from chainrule.train import evaluate, fit
+from chainrule.train import evaluate
 from chainrule.train.flow import GradientFlow
 
 __all__ = ["TrainConfig", "default_lr", "run_train"]
@@ -59,6 +60,7 @@ class TrainConfig:
     report: str | None = None
     flow_interval: int | None = None
     progress: bool = True
+    drop_remainder: bool = False
 
 
 def default_lr(optimizer: str) -> float:
@@ -72,6 +74,10 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
     backend = get_backend(cfg.backend, cfg.device)
     for out in (cfg.save, cfg.plot, cfg.log, cfg.report):
         check_writable(out)
+    # -- data parallel: one process unless under mpiexec (chainrule.parallel) -----------------
+    world = current_world()
+    check_batch(cfg.batch_size, world.size, cfg.drop_remainder)
+    check_shared_outputs(world, [cfg.save, cfg.plot, cfg.log, cfg.report])
     require_packages(
         [
             ("safetensors", "--save", "cli", cfg.save),
@@ -100,7 +106,7 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
     with limit_threads(cfg.threads):
         history = _fit(cfg, net, data, lr, flow)
         ev = None
-        if data.n_test:
+        if data.n_test and world.is_root:
             ev = evaluate(net, backend.asarray(data.x_test, dtype=cfg.dtype), backend.asarray(data.y_test))
     config = asdict(cfg)
     config.update(layers=layers, lr=lr, backend=str(backend), runner=history.runner, dataset=data.name)
@@ -110,7 +116,8 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
         evaluation=None if ev is None else Evaluation.from_result(ev),
         gradient_flow=None if flow is None else flow.to_dict(),
     )
-    _write_outputs(cfg, record, net, data)
+    if world.is_root:  # rank 0 alone writes
+        _write_outputs(cfg, record, net, data)
     return record
 
 
@@ -128,7 +135,7 @@ def _fit(cfg: TrainConfig, net: Any, data: Any, lr: float, flow: GradientFlow | 
     opt_kwargs: dict[str, Any] = (
         {"momentum": cfg.momentum} if cfg.optimizer in ("momentum", "nesterov") else {}
     )
-    return fit(
+    return fit_parallel(  # plain fit in one process; under mpiexec, data parallel
         net,
         data.x_train,
         data.y_train,
@@ -143,6 +150,7 @@ def _fit(cfg: TrainConfig, net: Any, data: Any, lr: float, flow: GradientFlow | 
         callbacks=[] if flow is None else [flow],
         progress=cfg.progress,
         fast=not cfg.plain,
+        drop_remainder=cfg.drop_remainder,
         **opt_kwargs,
     )
 

@@ -11,8 +11,9 @@ This room sits above ``train`` (it wraps ``fit``'s runner and adds a gradient ho
 
 from chainrule.parallel.allreduce import GradAllreduce
 from chainrule.parallel.fit import broadcast_state, fit_parallel
+from chainrule.parallel.launch import launch, require_mpi
 from chainrule.parallel.shards import ShardedRunner, check_batch, plan_shards
-from chainrule.parallel.world import World, current_world, mpi_job_size
+from chainrule.parallel.world import World, check_shared_outputs, current_world, mpi_job_size
 
 __all__ = [
     "GradAllreduce",
@@ -20,8 +21,11 @@ __all__ = [
     "World",
     "broadcast_state",
     "check_batch",
+    "check_shared_outputs",
     "current_world",
     "fit_parallel",
+    "launch",
     "mpi_job_size",
     "plan_shards",
+    "require_mpi",
 ]

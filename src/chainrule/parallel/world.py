@@ -22,14 +22,16 @@ exception, ``SIGKILL``, a stuck loop) would leave the others waiting forever. Th
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
@@ -38,9 +40,11 @@ from chainrule.errors import ChainruleError, ConfigError, MissingDependencyError
 
 __all__ = [
     "LAUNCHER_ENV",
+    "PID_MARKER",
     "RANK_ENV",
     "SIZE_ENV",
     "World",
+    "check_shared_outputs",
     "collective_timeout",
     "current_world",
     "mpi_job_size",
@@ -217,3 +221,34 @@ def current_world() -> World:
     if os.environ.get(LAUNCHER_ENV):
         print(f"{PID_MARKER} {_WORLD.rank} {os.getpid()} {socket.gethostname()}", file=sys.stderr, flush=True)
     return _WORLD
+
+
+def check_shared_outputs(world: World, paths: Sequence[str | None]) -> None:
+    """Fail when a rank does not see rank 0's output directories (not shared by all hosts).
+
+    Rank 0 writes a probe file into each output directory and every rank looks for it; a
+    directory a rank cannot see is named with that rank and its host. One process: nothing to do.
+    """
+    if not world.distributed:
+        return
+    dirs = sorted({str(Path(p).expanduser().resolve().parent) for p in paths if p})
+    if not dirs:
+        return
+    token = world.bcast(secrets.token_hex(8) if world.is_root else None)
+    name = f".chainrule-shared-{token}"
+    if world.is_root:
+        for d in dirs:
+            (Path(d) / name).touch()
+    world.barrier()
+    missing = [d for d in dirs if not (Path(d) / name).exists()]
+    report = world.allgather((socket.gethostname(), missing))
+    world.barrier()
+    if world.is_root:
+        for d in dirs:
+            (Path(d) / name).unlink(missing_ok=True)
+    for rank, (host, lost) in enumerate(report):
+        if lost:
+            raise ConfigError(
+                f"output directory {lost[0]} is not shared by all ranks: rank {rank} on {host} does not "
+                "see rank 0's files there; put outputs on a filesystem every host mounts"
+            )

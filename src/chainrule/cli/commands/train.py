@@ -9,12 +9,15 @@ from typing import Any
 import numpy as np
 
 from chainrule.cli.commands import _common as c
+from chainrule.errors import ConfigError
 from chainrule.jobs.train import TrainConfig, default_lr, run_train
 from chainrule.nn.builders import hidden_activations
 from chainrule.nn.init import INITIALIZERS
 from chainrule.nn.layer import activation_kinds
 from chainrule.nn.losses import LOSSES
 from chainrule.optim import OPTIMIZERS
+from chainrule.parallel import current_world, launch, mpi_job_size
+from chainrule.parallel.shards import check_batch
 from chainrule.report.record import RunRecord
 
 NAME = "train"
@@ -95,10 +98,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="record per-layer gradient norms every N steps (default 100; on with --report/--log)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    # -- data parallel (docs/distributed.md) ---------------------------------------------------
+    p.add_argument(
+        "--workers",
+        type=c.positive_int,
+        metavar="N",
+        help="train data-parallel on N MPI processes of this machine (the mpi extra); "
+        "across hosts run `mpiexec -n N chainrule train ...`",
+    )
+    p.add_argument(
+        "--drop-remainder",
+        action="store_true",
+        help="with several ranks, drop the samples of a batch that do not split evenly over them",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or status lines")
 
 
 def run(args: argparse.Namespace) -> int:
+    # -- data parallel: --workers launches the ranks; inside an MPI job every rank trains ----
+    if args.workers and args.workers > 1 and mpi_job_size() == 1:
+        check_batch(args.batch_size, args.workers, args.drop_remainder)
+        return launch(args.workers, getattr(args, "_argv", None) or sys.argv[1:], threads=args.threads)
+    world = current_world()
+    if args.workers and args.workers != world.size:
+        raise ConfigError(f"--workers {args.workers} inside an MPI job of {world.size} ranks")
+    if world.distributed:
+        if not world.is_root:  # rank 0 alone prints (and, in the job, writes)
+            args.quiet, args.json = True, False
+        return world.guarded(lambda: _run(args))
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = c.config_from(TrainConfig, args, progress=not args.quiet)
     record = run_train(cfg, log=lambda msg: c.status(msg, args.quiet))
     if not args.quiet:
