@@ -20,12 +20,15 @@ from chainrule.nn.builders import mlp
 from chainrule.parallel import current_world, fit_parallel
 
 
-def problem(n: int, dtype: str, seed: int = 0) -> tuple[Any, np.ndarray, np.ndarray]:
-    """A 20-16-8-4 ReLU network and a fixed random 4-class problem of ``n`` rows."""
+def problem(
+    n: int, dtype: str, activation: str = "relu", seed: int = 0
+) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A 20-16-8-4 network and a fixed random 4-class problem of ``n`` rows (maxout trains on the
+    plain runner: the fast planner has no kernel for it)."""
     rng = np.random.default_rng(1234)
     x = rng.normal(size=(n, 20)).astype(dtype)
     y = (x[:, :4].argmax(axis=1)).astype(np.int64)
-    net = mlp([20, 16, 8, 4], "relu", loss="softmax-ce", seed=seed, dtype=np.dtype(dtype))
+    net = mlp([20, 16, 8, 4], activation, loss="softmax-ce", seed=seed, dtype=np.dtype(dtype))
     return net, x, y
 
 
@@ -62,9 +65,10 @@ class Fault:
             time.sleep(3600)
 
 
-def main(argv: list[str]) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     p.add_argument("out")
+    p.add_argument("--activation", default="relu")
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
@@ -75,9 +79,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--overlap", action="store_true")
     p.add_argument("--drop-remainder", action="store_true")
     p.add_argument("--fail", default=None)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
     world = current_world()
-    net, x, y = problem(args.n, args.dtype)
+    net, x, y = problem(args.n, args.dtype, args.activation)
     hooks = [Fault(args.fail, world.rank)] if args.fail else []
 
     def run() -> None:
