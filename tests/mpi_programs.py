@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.backend import get_backend, to_numpy
 from chainrule.nn.builders import mlp
 from chainrule.parallel import current_world, fit_parallel
 
 
 def problem(
-    n: int, dtype: str, activation: str = "relu", seed: int = 0
+    n: int, dtype: str, activation: str = "relu", seed: int = 0, backend: str = "numpy"
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """A 20-16-8-4 network and a fixed random 4-class problem of ``n`` rows (maxout trains on the
     plain runner: the fast planner has no kernel for it)."""
@@ -29,6 +30,8 @@ def problem(
     x = rng.normal(size=(n, 20)).astype(dtype)
     y = (x[:, :4].argmax(axis=1)).astype(np.int64)
     net = mlp([20, 16, 8, 4], activation, loss="softmax-ce", seed=seed, dtype=np.dtype(dtype))
+    if backend != "numpy":
+        net.to(get_backend(backend, "cpu"), dtype)
     return net, x, y
 
 
@@ -69,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser()
     p.add_argument("out")
     p.add_argument("--activation", default="relu")
+    p.add_argument("--backend", default="numpy")
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
@@ -85,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     world = current_world()
-    net, x, y = problem(args.n, args.dtype, args.activation)
+    net, x, y = problem(args.n, args.dtype, args.activation, backend=args.backend)
     hooks = [Fault(args.fail, world.rank)] if args.fail else []
 
     def run() -> None:
@@ -100,7 +104,7 @@ def main(argv: list[str]) -> int:
             **train_options(args),
         )
         if world.is_root:
-            weights = {f"p{i}": p.value for i, p in enumerate(net.params)}
+            weights = {f"p{i}": to_numpy(p.value) for i, p in enumerate(net.params)}
             np.savez(
                 args.out, loss=history["loss"], accuracy=history["accuracy"], runner=history.runner, **weights
             )

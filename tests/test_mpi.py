@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainrule.backend import to_numpy
 from chainrule.cli import main
 from chainrule.errors import ConfigError
 from chainrule.parallel import check_batch, plan_shards
@@ -62,7 +63,7 @@ def mpirun(n: int, *args: str, timeout: float = TIMEOUT, cwd: Path | None = None
 
 def single_process(argv: list[str]):
     args = mpi_programs.parser().parse_args(["-", *argv])
-    net, x, y = mpi_programs.problem(args.n, args.dtype, args.activation)
+    net, x, y = mpi_programs.problem(args.n, args.dtype, args.activation, backend=args.backend)
     history = fit(net, x, y, **mpi_programs.train_options(args))
     return net, history
 
@@ -75,6 +76,7 @@ CASES = [
     pytest.param(["--optimizer", "adam", "--l2", "0.01"], id="adam-l2"),
     pytest.param(["--optimizer", "momentum", "--overlap"], id="momentum-overlap"),
     pytest.param(["--activation", "maxout"], id="maxout-plain-runner"),
+    pytest.param(["--backend", "torch", "--optimizer", "momentum"], id="torch-cpu-staged"),
 ]
 
 
@@ -88,7 +90,7 @@ def test_two_ranks_give_the_weights_of_one_process_float64(tmp_path: Path, argv:
     got = np.load(out)
     assert "+mpi2" in str(got["runner"])
     for i, p in enumerate(net.params):
-        np.testing.assert_allclose(got[f"p{i}"], p.value, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got[f"p{i}"], to_numpy(p.value), rtol=0, atol=1e-12)
     # the epoch's loss and accuracy are global: the single process's, not rank 0's shard's
     np.testing.assert_allclose(got["loss"], history["loss"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(got["accuracy"], history["accuracy"], rtol=0, atol=1e-12)
