@@ -169,9 +169,10 @@ def _failure(n: int, rc: int, state: dict) -> str:
     if pid is None:
         return f"mpiexec exited with status {rc} (no rank reported an error)"
     rank, host = state["pids"].get(pid, ("?", "?"))
-    how = state.get("exit") or f"exit code {state.get('code', rc)}"
-    code = state.get("code")
-    if code is not None and "signal" not in how and int(code) > 128:
-        how = f"signal {int(code) - 128}"
-    what = f"was killed by {how}" if "signal" in how.lower() else f"ended with {how}"
+    exit_text = state.get("exit") or ""
+    m = re.search(r"^(.*?)\s*\(signal (\d+)\)", exit_text)
+    if m:
+        what = f"was killed by signal {m.group(2)} ({m.group(1)})"
+    else:
+        what = f"ended with exit code {state.get('code', rc)}"
     return f"rank {rank} of {n} (pid {pid} on {host}) {what}; every rank stopped"
