@@ -18,11 +18,18 @@ import numpy as np
 
 from chainrule.backend import get_backend, to_numpy
 from chainrule.nn.builders import mlp
+from chainrule.nn.spec import build
 from chainrule.parallel import current_world, fit_parallel
 
 
 def problem(
-    n: int, dtype: str, activation: str = "relu", seed: int = 0, backend: str = "numpy"
+    n: int,
+    dtype: str,
+    activation: str = "relu",
+    seed: int = 0,
+    backend: str = "numpy",
+    arch: str | None = None,
+    shape: tuple[int, ...] = (),
 ) -> tuple[Any, np.ndarray, np.ndarray]:
     """A 20-16-8-4 network and a fixed random 4-class problem of ``n`` rows (maxout trains on the
     plain runner: the fast planner has no kernel for it)."""
@@ -30,6 +37,10 @@ def problem(
     x = rng.normal(size=(n, 20)).astype(dtype)
     y = (x[:, :4].argmax(axis=1)).astype(np.int64)
     net = mlp([20, 16, 8, 4], activation, loss="softmax-ce", seed=seed, dtype=np.dtype(dtype))
+    if arch:  # any layer-spec network (CNN, RNN) on samples of ``shape``, with the same labels
+        net = build(arch, shape, seed=seed, dtype=np.dtype(dtype))
+        x = rng.normal(size=(n, *shape)).astype(dtype)
+        y = (x.reshape(n, -1)[:, :4].argmax(axis=1)).astype(np.int64)
     if backend != "numpy":
         net.to(get_backend(backend, "cpu"), dtype)
     return net, x, y
@@ -73,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("out")
     p.add_argument("--activation", default="relu")
     p.add_argument("--backend", default="numpy")
+    p.add_argument("--arch", default=None, help="a layer spec (nn/spec.py) instead of the MLP")
+    p.add_argument("--shape", type=lambda t: tuple(int(v) for v in t.split(",")), default=())
     p.add_argument("--n", type=int, default=300)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
@@ -89,7 +102,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     world = current_world()
-    net, x, y = problem(args.n, args.dtype, args.activation, backend=args.backend)
+    net, x, y = problem(
+        args.n, args.dtype, args.activation, backend=args.backend, arch=args.arch, shape=args.shape
+    )
     hooks = [Fault(args.fail, world.rank)] if args.fail else []
 
     def run() -> None:

@@ -22,6 +22,7 @@ import pytest
 from chainrule.backend import to_numpy
 from chainrule.cli import main
 from chainrule.errors import ConfigError
+from chainrule.nn.spec import word_classes
 from chainrule.parallel import check_batch, plan_shards
 from chainrule.parallel.launch import find_mpiexec, strip_workers
 from chainrule.train import fit
@@ -63,7 +64,9 @@ def mpirun(n: int, *args: str, timeout: float = TIMEOUT, cwd: Path | None = None
 
 def single_process(argv: list[str]):
     args = mpi_programs.parser().parse_args(["-", *argv])
-    net, x, y = mpi_programs.problem(args.n, args.dtype, args.activation, backend=args.backend)
+    net, x, y = mpi_programs.problem(
+        args.n, args.dtype, args.activation, backend=args.backend, arch=args.arch, shape=args.shape
+    )
     history = fit(net, x, y, **mpi_programs.train_options(args))
     return net, history
 
@@ -94,6 +97,32 @@ def test_two_ranks_give_the_weights_of_one_process_float64(tmp_path: Path, argv:
     # the epoch's loss and accuracy are global: the single process's, not rank 0's shard's
     np.testing.assert_allclose(got["loss"], history["loss"], rtol=0, atol=1e-12)
     np.testing.assert_allclose(got["accuracy"], history["accuracy"], rtol=0, atol=1e-12)
+
+
+#: every model kind through the same hook: a CNN and recurrent nets (run once their layers exist)
+ARCHS = [
+    pytest.param("conv:4:3 relu maxpool:2 flatten dense:4", "1,6,6", id="cnn"),
+    pytest.param("rnn:6 last dense:4", "5,3", id="rnn"),
+    pytest.param("lstm:6 last dense:4", "5,3", id="lstm"),
+    pytest.param("gru:6 last dense:4", "5,3", id="gru"),
+]
+
+
+@needs_mpi
+@pytest.mark.parametrize(("arch", "shape"), ARCHS)
+def test_two_ranks_any_model_kind_float64(tmp_path: Path, arch: str, shape: str) -> None:
+    missing = {w.split(":")[0] for w in arch.split()} - set(word_classes())
+    if missing:
+        pytest.skip(f"layer words not registered yet: {sorted(missing)}")
+    argv = ["--arch", arch, "--shape", shape, "--n", "120", "--batch", "16", "--optimizer", "momentum"]
+    out = tmp_path / "w.npz"
+    r = mpirun(2, PROGRAM, str(out), *argv)
+    assert r.returncode == 0, r.stderr
+    net, history = single_process(argv)
+    got = np.load(out)
+    for i, p in enumerate(net.params):
+        np.testing.assert_allclose(got[f"p{i}"], to_numpy(p.value), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got["loss"], history["loss"], rtol=0, atol=1e-12)
 
 
 @needs_mpi
