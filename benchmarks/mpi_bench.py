@@ -164,7 +164,8 @@ def _torch_model(cnn: str | None) -> Any:
         name, *nums = word.split(":")
         n = [int(v) for v in nums]
         if name == "conv":
-            mods.append(torch.nn.LazyConv2d(n[0], n[1], padding=n[2] if len(n) > 2 else 0))
+            stride, pad = (n[2] if len(n) > 2 else 1), (n[3] if len(n) > 3 else 0)  # conv:OUT:K[:S[:P]]
+            mods.append(torch.nn.LazyConv2d(n[0], n[1], stride=stride, padding=pad))
         elif name == "maxpool":
             mods.append(torch.nn.MaxPool2d(n[0]))
         elif name == "dense":

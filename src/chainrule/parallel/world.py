@@ -1,6 +1,6 @@
 """The MPI job this process belongs to: rank, size, the communicator, and how a rank fails.
 
-A process started by ``mpiexec`` (MPICH's hydra, Open MPI, Slurm's PMI) finds its rank in the
+A process started by ``mpiexec`` (MPICH's hydra, Open MPI, ``srun --mpi=pmi2``) finds its rank in the
 environment before MPI is initialised; :func:`current_world` reads it there, so a plain
 ``chainrule train`` never imports :mod:`mpi4py`. Inside an MPI job of ``N > 1`` processes the
 world holds ``MPI.COMM_WORLD``.
@@ -53,8 +53,10 @@ __all__ = [
 T = TypeVar("T")
 
 #: environment variables that give a process its rank and the job's size, launcher by launcher
-RANK_ENV = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID")
-SIZE_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS")
+#: (hydra and ``srun --mpi=pmi2`` set PMI_*, Open MPI OMPI_*; Slurm's own SLURM_NTASKS is not
+#: used: it is set for a whole allocation, also for a single process started without srun)
+RANK_ENV = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
+SIZE_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 #: set by ``chainrule train --workers`` for the ranks it starts (they then report their pid)
 LAUNCHER_ENV = "CHAINRULE_MPI_LAUNCHER"
 #: the marker a rank started by the launcher prints once: ``<marker> <rank> <pid>``
