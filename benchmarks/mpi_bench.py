@@ -18,7 +18,8 @@ What runs (every rank with one BLAS/OpenMP/torch thread; ``OPENBLAS_CORETYPE`` a
   backward;
 * ``torch 1x1`` and ``ddp 2x1``: the same network in PyTorch (eager autograd), alone and under
   ``DistributedDataParallel`` with the gloo backend;
-* ``chainrule Nx1`` for each ``--ranks`` (oversubscribed past the 2 cores);
+* ``chainrule Nx1`` for each ``--ranks`` (oversubscribed past the cores: with and without
+  ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``, which ``--workers`` sets then);
 * an Allreduce sweep (0.25-4 MB, 2 ranks) whose least-squares line gives the cost per MB, and
   from it a model of the step time on 8-64 hosts (assumptions in the output and in
   docs/distributed.md).
@@ -257,7 +258,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _run(args: argparse.Namespace, worker: str, ranks: int, *extra: str) -> dict[str, Any]:
+def _run(
+    args: argparse.Namespace, worker: str, ranks: int, *extra: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(HERE),
@@ -277,7 +280,7 @@ def _run(args: argparse.Namespace, worker: str, ranks: int, *extra: str) -> dict
         cmd += ["--cnn", args.cnn]
     if ranks > 1 or worker == "allreduce":
         cmd = [find_mpiexec() or "mpiexec", "-n", str(ranks), *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
     if r.returncode != 0:
         raise SystemExit(f"mpi_bench: {worker} x{ranks} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -354,11 +357,15 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         for name, worker, n, extra in plan:
             rounds.setdefault(name, []).append(_run(args, worker, n, *extra))
     results = {name: _median_round(runs) for name, runs in rounds.items()}
+    cores = os.cpu_count() or 1
     for n in args.ranks:
-        if n != 2:
-            results[
-                f"chainrule {n}x1 (oversubscribed)" if n > (os.cpu_count() or 1) else f"chainrule {n}x1"
-            ] = _median_round([_run(args, "chainrule", n)])
+        if n == 2:
+            continue
+        tag = f"chainrule {n}x1" + (" (oversubscribed)" if n > cores else "")
+        results[tag] = _median_round([_run(args, "chainrule", n)])
+        if n > cores:  # what --workers sets when oversubscribed: MPICH yields while it waits
+            yielding = {"MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"}
+            results[f"{tag} + heavy yield"] = _median_round([_run(args, "chainrule", n, env=yielding)])
     sweep = _run(args, "allreduce", 2)["allreduce_s"]
     overlap_ab = _run(args, "overlap-ab", 2)
     one, two = results["chainrule 1x1"], results["chainrule 2x1"]
@@ -403,7 +410,7 @@ def table(out: dict[str, Any]) -> str:
     two = out["results"]["chainrule 2x1"]
     ab = out["overlap_ab_step_ms"]
     lines.append(
-        f"overlap A/B in one 2-rank job (alternating blocks of 20 steps): {ab['off']:.3f} ms/step without, "
+        f"overlap A/B, MLP, in one 2-rank job (alternating blocks of 20 steps): {ab['off']:.3f} ms/step without, "
         f"{ab['on']:.3f} ms/step with per-layer Iallreduce ({ab['on'] / ab['off']:.3f}x)"
     )
     lines.append(

@@ -131,6 +131,8 @@ def launch(n: int, argv: Sequence[str], *, threads: int | None = None) -> int:
 
     Without ``--threads`` and without ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/
     ``MKL_NUM_THREADS`` in the environment, each rank gets ``cores // n`` BLAS threads (at least 1).
+    With more ranks than cores MPICH is told to yield while it waits (``MPIR_CVAR_ENABLE_HEAVY_YIELD``,
+    unless set): a spinning rank would take the core the rank it waits for needs.
     """
     mpiexec = require_mpi()
     env = dict(os.environ)
@@ -138,6 +140,8 @@ def launch(n: int, argv: Sequence[str], *, threads: int | None = None) -> int:
     if threads is None and not any(k in env for k in _THREAD_ENV):
         per_rank = str(max(1, (os.cpu_count() or 1) // n))
         env.update(dict.fromkeys(_THREAD_ENV, per_rank))
+    if n > (os.cpu_count() or 1):  # oversubscribed: a waiting rank yields its core instead of spinning
+        env.setdefault("MPIR_CVAR_ENABLE_HEAVY_YIELD", "1")
     cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "chainrule", *strip_workers(argv)]
     state: dict = {"pids": {}, "errors": []}
     proc = subprocess.Popen(
