@@ -249,7 +249,8 @@ def test_workers_name_the_rank_killed_by_a_signal(tmp_path: Path) -> None:
             except psutil.Error:
                 continue
     assert rank1 is not None, "rank 1 never started"
-    time.sleep(2.0)  # let it train (past the pid report)
+    while rank1.cpu_times().user + rank1.cpu_times().system < 4.0 and time.monotonic() < deadline:
+        time.sleep(0.25)  # past start-up (imports, MPI, the pid report): training
     rank1.send_signal(signal.SIGKILL)
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=60)
@@ -257,7 +258,7 @@ def test_workers_name_the_rank_killed_by_a_signal(tmp_path: Path) -> None:
     assert proc.returncode == 1
     lines = error_lines(err)
     assert len(lines) == 1, err
-    assert f"rank 1 of 2 (pid {rank1.pid}" in lines[0] and "signal 9" in lines[0]
+    assert f"rank 1 of 2 (pid {rank1.pid}" in lines[0] and "signal 9" in lines[0], (err, rank1)
     assert "BAD TERMINATION" not in out + err
 
 

@@ -23,7 +23,7 @@ def broadcast_state(net: Sequential, world: World) -> None:
     construction): the ranks start from the same weights whatever built or loaded them."""
     if world.comm is None:
         return
-    arrays = [p for p in net.params] + [b for _, b in net.named_buffers()]
+    arrays = [*net.params, *(b for _, b in net.named_buffers())]
     with world.waiting("broadcast of the initial weights"):
         for holder in arrays:
             value = holder.value

@@ -15,7 +15,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +32,7 @@ __all__ = ["find_mpiexec", "launch", "require_mpi", "strip_workers"]
 
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _ABORT = re.compile(r"^Abort\(\d+\) on node \d+")
+_MARKER = re.compile(re.escape(PID_MARKER) + r" (\d+) (\d+) (\S+?)(?=" + re.escape(PID_MARKER) + r"|\s|$)")
 _BANNER_PID = re.compile(r"PID (\d+) RUNNING AT (\S+)")
 _BANNER_CODE = re.compile(r"EXIT CODE: (\d+)")
 _BANNER_EXIT = re.compile(r"EXIT STRING: (.*)$")
@@ -97,10 +100,14 @@ class _Relay:
 
     def line(self, text: str) -> None:
         state = self.state
-        if text.startswith(PID_MARKER):
-            _, rank, pid, host = [*text.split(), "?"][:4]
-            state["pids"][pid] = (rank, host)
-            return
+        if PID_MARKER in text:
+            for rank, pid, host in _MARKER.findall(text):
+                state["pids"][pid] = (rank, host)
+                if host == socket.gethostname():
+                    state["watch"].add(int(pid))
+            text = _MARKER.sub("", text).strip()
+            if not text:
+                return
         if _ABORT.match(text):
             return
         if text.startswith("====="):
@@ -143,7 +150,7 @@ def launch(n: int, argv: Sequence[str], *, threads: int | None = None) -> int:
     if n > (os.cpu_count() or 1):  # oversubscribed: a waiting rank yields its core instead of spinning
         env.setdefault("MPIR_CVAR_ENABLE_HEAVY_YIELD", "1")
     cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "chainrule", *strip_workers(argv)]
-    state: dict = {"pids": {}, "errors": []}
+    state: dict = {"pids": {}, "errors": [], "watch": set(), "exited": []}
     proc = subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
@@ -151,6 +158,7 @@ def launch(n: int, argv: Sequence[str], *, threads: int | None = None) -> int:
         threading.Thread(target=_Relay(proc.stdout, sys.stdout, state).run, daemon=True),
         threading.Thread(target=_Relay(proc.stderr, sys.stderr, state).run, daemon=True),
     ]
+    relays.append(threading.Thread(target=_watch_exits, args=(proc, state), daemon=True))
     for t in relays:
         t.start()
     try:
@@ -167,9 +175,37 @@ def launch(n: int, argv: Sequence[str], *, threads: int | None = None) -> int:
     return rc if rc in (1, 2) else 1
 
 
+def _watch_exits(proc: subprocess.Popen, state: dict) -> None:
+    """Record the order in which this host's ranks end (``pidfd``: no polling delay), so a rank
+    killed by a signal can be named even though hydra kills the others right after."""
+    if not hasattr(os, "pidfd_open"):  # pragma: no cover - Linux ≥ 5.3 only
+        return
+    fds: dict[int, int] = {}
+    poller = select.poll()
+    while proc.poll() is None:
+        for pid in list(state["watch"] - set(fds.values())):
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:  # already gone
+                state["exited"].append(pid)
+                fds[-pid] = pid
+                continue
+            fds[fd] = pid
+            poller.register(fd, select.POLLIN)
+        for fd, _ in poller.poll(50):
+            poller.unregister(fd)
+            state["exited"].append(fds[fd])
+            os.close(fd)
+    for fd in fds:
+        if fd >= 0 and fds[fd] not in state["exited"]:
+            os.close(fd)
+
+
 def _failure(n: int, rc: int, state: dict) -> str:
     """The one line for a job that failed without a rank saying why (a rank killed by a signal)."""
-    pid = state.get("pid")
+    # the first rank to end is the one that failed: hydra then kills the others, and its banner may
+    # name any of them; the banner's pid is the fallback (ranks on other hosts are not watched)
+    pid = str(state["exited"][0]) if state["exited"] else state.get("pid")
     if pid is None:
         return f"mpiexec exited with status {rc} (no rank reported an error)"
     rank, host = state["pids"].get(pid, ("?", "?"))
@@ -179,4 +215,6 @@ def _failure(n: int, rc: int, state: dict) -> str:
         what = f"was killed by signal {m.group(2)} ({m.group(1)})"
     else:
         what = f"ended with exit code {state.get('code', rc)}"
+    if rank == "?":  # it died before it reported its rank
+        return f"a rank (pid {pid}) {what} while starting; every rank stopped"
     return f"rank {rank} of {n} (pid {pid} on {host}) {what}; every rank stopped"

@@ -167,7 +167,7 @@ class World:
     def abort(self, message: str, code: int = 1) -> NoReturn:
         """Print ``chainrule: error: rank r of N: message`` and stop every rank of the job."""
         line = " ".join(str(message).split())
-        print(f"chainrule: error: rank {self.rank} of {self.size}: {line}", file=sys.stderr, flush=True)
+        _say(f"chainrule: error: rank {self.rank} of {self.size}: {line}")
         if self.comm is not None:
             self.comm.Abort(code)
         os._exit(code)  # pragma: no cover - Abort does not return
@@ -197,6 +197,13 @@ class World:
             self.abort(message, code)
 
 
+def _say(line: str) -> None:
+    """One line on stderr in ONE write: the launcher merges the ranks' streams, and ``print``
+    under ``PYTHONUNBUFFERED`` writes the text and its newline separately (lines would interleave)."""
+    sys.stderr.flush()
+    os.write(sys.stderr.fileno(), (line + "\n").encode())
+
+
 def _in_place() -> Any:
     from mpi4py import MPI  # optional: the mpi extra; only inside an MPI job
 
@@ -221,7 +228,7 @@ def current_world() -> World:
     comm = MPI.COMM_WORLD
     _WORLD = World(rank=comm.Get_rank(), size=comm.Get_size(), comm=comm, timeout=collective_timeout())
     if os.environ.get(LAUNCHER_ENV):
-        print(f"{PID_MARKER} {_WORLD.rank} {os.getpid()} {socket.gethostname()}", file=sys.stderr, flush=True)
+        _say(f"{PID_MARKER} {_WORLD.rank} {os.getpid()} {socket.gethostname()}")
     return _WORLD
 
 
