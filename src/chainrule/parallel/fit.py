@@ -54,7 +54,8 @@ def fit_parallel(
     Every rank must call it with the same data, options and seed. Rank 0's weights are broadcast,
     each rank trains on its shard of every global batch of ``batch_size`` rows, the gradient
     all-reduce runs first among ``grad_hooks`` (so clipping sees the global gradient), and the
-    history's loss and accuracy are global. Only rank 0 shows progress. Validation and early
+    history's loss and accuracy are global. Only rank 0 shows progress and writes checkpoints
+    (``checkpoint=``, when ``fit`` has it); a ``resume=`` state is read by every rank. Validation and early
     stopping run on every rank on identical weights, so every rank takes the same decisions.
     """
     world = current_world() if world is None else world
@@ -62,6 +63,8 @@ def fit_parallel(
         return fit(net, x, y, grad_hooks=grad_hooks, progress=progress, verbose=verbose, **fit_options)
     broadcast_state(net, world)
     reducer = GradAllreduce(world, net.params, overlap=overlap)
+    if not world.is_root and fit_options.get("checkpoint") is not None:
+        fit_options["checkpoint"] = None  # rank 0 alone writes checkpoints; every rank reads on resume
 
     def shard(runner: Any) -> ShardedRunner:
         return ShardedRunner(runner, world, reducer, drop_remainder=drop_remainder)
