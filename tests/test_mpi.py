@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -354,3 +355,50 @@ def test_outputs_not_shared_by_the_ranks(tmp_path: Path) -> None:
     assert len(lines) == 1, r.stderr
     assert f"output directory {b}" in lines[0] and "not shared" in lines[0] and "rank 1" in lines[0]
     assert list(a.iterdir()) == [] and list(b.iterdir()) == []
+
+
+# -- checkpoint / resume with N ranks (issue 11's --checkpoint/--resume, once merged) ----------------
+def _checkpoint_epoch(d: Path) -> int:
+    try:
+        return int(json.loads(str(np.load(d / "checkpoint.npz")["__doc__"])).get("epoch", 0))
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+@needs_mpi
+def test_resume_with_two_ranks_is_exact(tmp_path: Path) -> None:
+    import dataclasses
+
+    from chainrule.jobs.train import TrainConfig
+
+    if "checkpoint" not in {f.name for f in dataclasses.fields(TrainConfig)}:
+        pytest.skip("train --checkpoint/--resume (issue 11) is not here yet")
+    args = ["train", "--workers", "2", "--epochs", "4", "--quiet", "--json", "--dtype", "float64"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight.mkdir()
+    killed.mkdir()
+    ref = chainrule(*args, "--checkpoint", str(straight))
+    ref_out, ref_err = ref.communicate(timeout=TIMEOUT)
+    assert ref.returncode == 0, ref_err
+    job = subprocess.Popen(
+        [sys.executable, "-m", "chainrule", *args, "--checkpoint", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env(),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + TIMEOUT
+    while _checkpoint_epoch(killed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the whole job dies after rank 0's checkpoint of epoch 2
+    job.wait()
+    assert 2 <= _checkpoint_epoch(killed) < 4
+    res = chainrule(*args, "--resume", str(killed))
+    out, err = res.communicate(timeout=TIMEOUT)
+    assert res.returncode == 0, err
+    a, b = np.load(straight / "checkpoint.npz"), np.load(killed / "checkpoint.npz")
+    for k in a.files:
+        if k != "__doc__":
+            np.testing.assert_array_equal(a[k], b[k])
+    losses = [[e["loss"] for e in json.loads(o.strip().splitlines()[-1])["history"]] for o in (ref_out, out)]
+    assert losses[0] == losses[1]  # the resumed history is the straight run's, epoch for epoch
