@@ -318,6 +318,6 @@ def test_auto_scale_leaves_commensurate_columns_alone() -> None:
     x = rng.standard_normal((50, 3))
     assert auto_scale(x) == "none"
     assert auto_scale(x * [1, 1, 20]) == "standard"  # one wide column
-    assert auto_scale(x + [0, 0, 50]) == "standard"  # a large offset
+    assert auto_scale(x + np.array([0, 0, 50])) == "standard"  # a large offset
     assert auto_scale(x * 0.05) == "standard"  # everything tiny
     assert auto_scale(np.column_stack([x, np.ones(50)])) == "none"  # a constant column is ignored
