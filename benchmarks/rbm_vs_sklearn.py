@@ -58,14 +58,19 @@ def main() -> None:
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--score-images", type=int, default=2000)
     ap.add_argument("--flips", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None, help="BLAS threads for both (threadpoolctl)")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.threads:
+        from threadpoolctl import threadpool_limits  # optional: the same thread limit for both
+
+        threadpool_limits(a.threads)
     d = load_data("mnist", a.data_dir)
     x = (d.x_train > 0.5).astype(np.float32)
     xt = (d.x_test[: a.score_images] > 0.5).astype(np.float32)
     x64 = x.astype(np.float64)
     load0 = os.getloadavg()
-    res: dict = {"epochs": a.epochs, "hidden": a.hidden, "train_images": int(x.shape[0]),
+    res: dict = {"threads": a.threads, "epochs": a.epochs, "hidden": a.hidden, "train_images": int(x.shape[0]),
                  "score_images": int(xt.shape[0]), "flips": a.flips}
 
     ours = RBM(784, a.hidden, seed=0)

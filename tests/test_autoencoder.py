@@ -42,7 +42,7 @@ def small(loss: str, tied: bool, code: str, sparsity) -> tuple:
 def test_gradcheck(loss: str, tied: bool, code: str, sparsity) -> None:
     net, x = small(loss, tied, code, sparsity)
     net.zero_grad()
-    cost, ctx = net.loss.forward(net.forward(x), x)
+    _, ctx = net.loss.forward(net.forward(x), x)
     dx = net.backward(net.loss.backward(ctx), need_dx=True)
     eps = 1e-6
     for name, p in net.named_params():
