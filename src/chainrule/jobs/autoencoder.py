@@ -17,7 +17,7 @@ from chainrule.errors import ConfigError
 from chainrule.io.serialize import save as save_model
 from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say
 from chainrule.nn.autoencoder import Autoencoder, check_encoder_sizes, deep_autoencoder
-from chainrule.report.unsupervised import plot_codes, plot_reconstructions
+from chainrule.report.unsupervised import codes_png, reconstructions_png, write_figures
 from chainrule.train import fit
 from chainrule.train.callbacks import Callback
 from chainrule.unsupervised import pretrain_autoencoders, pretrain_rbms, unroll_autoencoder
@@ -112,17 +112,22 @@ def _build(cfg: AutoencoderConfig, sizes: list[int], x: np.ndarray, log: Log) ->
     return net, time.perf_counter() - t0
 
 
-def _pictures(cfg: AutoencoderConfig, net: Autoencoder, pca: PCA, x: np.ndarray, y: np.ndarray) -> list[Path]:
+def _pictures(cfg: AutoencoderConfig, net: Autoencoder, pca: PCA, x: np.ndarray, y: np.ndarray,
+              summary: dict[str, Any]) -> list[Path]:
     out = Path(str(cfg.out))
     out.mkdir(parents=True, exist_ok=True)
     idx = np.array([int(np.flatnonzero(y == d)[0]) for d in range(10) if np.any(y == d)])
-    k = cfg.layers[-1]
+    k, arch = cfg.layers[-1], "-".join(map(str, cfg.layers))
     rows = [("test", x[idx]), (f"AE {k}-D", net.reconstruct(x[idx])), (f"PCA {k}-D", pca.reconstruct(x[idx]))]
-    written = [plot_reconstructions(rows, out / "reconstructions.png")]
+    figures = [("reconstructions.png", reconstructions_png(rows),
+                f"test digits, their {arch} autoencoder reconstructions and PCA({k}) reconstructions")]
     if k == 2:
-        written.append(plot_codes(net.encode(x), y, out / "codes.png",
-                                  f"2-D codes of {x.shape[0]} test digits ({'-'.join(map(str, cfg.layers))})"))
-    return written
+        figures.append(("codes.png", codes_png(net.encode(x), y, f"2-D codes of {x.shape[0]} test digits ({arch})"),
+                        "2-D codes of the test digits, coloured by digit"))
+    keys = ("layers", "pretrain", "fine_tune_epochs", "test_squared_error_per_image", "pca_squared_error_per_image",
+            "pretrain_seconds", "fine_tune_seconds")
+    table = [(key, f"{summary[key]:.4g}" if isinstance(summary[key], float) else str(summary[key])) for key in keys]
+    return write_figures(out, f"chainrule autoencoder {arch}", table, figures)
 
 
 def run_autoencoder(cfg: AutoencoderConfig, *, log: Log = None) -> AutoencoderOutput:
@@ -160,7 +165,7 @@ def run_autoencoder(cfg: AutoencoderConfig, *, log: Log = None) -> AutoencoderOu
     }
     written: list[Path] = []
     if cfg.out is not None:
-        written = _pictures(cfg, net, pca, xt, data.y_test)
+        written = _pictures(cfg, net, pca, xt, data.y_test, summary)
         rec = Path(cfg.out) / "autoencoder.json"
         atomic_write_text(rec, json.dumps(summary, default=json_default, indent=1))
         written.append(rec)

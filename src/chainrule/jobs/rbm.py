@@ -17,7 +17,7 @@ import numpy as np
 from chainrule._io import atomic_write_bytes, atomic_write_text, json_default
 from chainrule.errors import ConfigError, DataNotFoundError, ModelFileError
 from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say
-from chainrule.report.unsupervised import plot_image_grid
+from chainrule.report.unsupervised import image_grid_png, write_figures
 from chainrule.unsupervised.ais import ais_log_partition, check_log_partition_finite
 from chainrule.unsupervised.rbm import (
     MAX_ENUMERATE_HIDDEN,
@@ -188,17 +188,24 @@ def _outputs(cfg: RBMConfig, rbm: RBM, xt: np.ndarray, summary: dict[str, Any]) 
         out = Path(cfg.out)
         out.mkdir(parents=True, exist_ok=True)
         side = round(math.sqrt(rbm.n_visible))
+        figures = []
         if side * side == rbm.n_visible:
             n = min(100, rbm.n_hidden)
-            written.append(plot_image_grid(rbm.W.T[:n], out / "rbm_filters.png",
-                                           f"first {n} RBM filters (columns of W)"))
+            cap = f"first {n} RBM filters (columns of W)"
+            figures.append(("rbm_filters.png", image_grid_png(rbm.W.T[:n], cap), cap))
             rng = np.random.default_rng(cfg.seed)
             v, chains = xt[:10], [xt[:10]]
             for _ in range(9):
                 mean, v = rbm.gibbs(v, 100, rng)
                 chains.append(mean)
-            written.append(plot_image_grid(np.concatenate(chains), out / "rbm_samples.png",
-                                           "Gibbs chains: test digits (top row), then every 100 steps"))
+            cap = "Gibbs chains (columns): test digits (top row), then E[v|h] every 100 steps"
+            figures.append(("rbm_samples.png", image_grid_png(np.concatenate(chains), cap), cap))
+        table = [(k, str(summary[k])) for k in ("rbm", "method", "lr", "batch_size", "epochs")]
+        table += [(k, f"{v:.4g}") for k, v in summary["final"].items()]
+        if "ais_log_likelihood" in summary:
+            a = summary["ais_log_likelihood"]
+            table.append(("AIS test log-likelihood", f"{a['mean']:.2f} ± {a['std_err']:.3f}"))
+        written += write_figures(out, f"chainrule rbm {rbm}", table, figures)
         rec = out / "rbm.json"
         atomic_write_text(rec, json.dumps(summary, default=json_default, indent=1))
         written.append(rec)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule._io import atomic_write_text
+from chainrule.report.html import render_figures_page
 from chainrule.report.plots import PathArg, _figure, _png, _write
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "plot_image_grid",
     "plot_reconstructions",
     "reconstructions_png",
+    "write_figures",
 ]
 
 
@@ -92,3 +95,14 @@ def codes_png(codes: np.ndarray, labels: np.ndarray, title: str) -> bytes:
 
 def plot_codes(codes: np.ndarray, labels: np.ndarray, path: PathArg, title: str) -> Path:
     return _write(path, codes_png(codes, labels, title))
+
+
+def write_figures(out_dir: PathArg, title: str, rows: list[tuple[str, str]],
+                  figures: list[tuple[str, bytes, str]]) -> list[Path]:
+    """Write each ``(file name, png, caption)`` into ``out_dir`` and ``report.html`` showing them all
+    beside the key/value ``rows``; returns the paths written."""
+    out = Path(out_dir)
+    written = [_write(out / name, png) for name, png, _ in figures]
+    page = out / "report.html"
+    atomic_write_text(page, render_figures_page(title, rows, [(png, cap) for _, png, cap in figures]))
+    return [*written, page]
