@@ -246,7 +246,7 @@ def test_rbm_command_json(capsys, tmp_path) -> None:
     # the same mean free energy under both: the log-likelihoods differ exactly by the log Z's
     assert exact - ais["mean"] == pytest.approx(res["ais"]["log_z"] - res["exact_log_z"], abs=1e-3)
     assert ais["std_err"] == res["ais"]["std_err"] > 0 and ais["low"] <= ais["mean"] <= ais["high"]
-    for name in ("rbm_filters.png", "rbm_samples.png", "rbm.json", "r.npz"):
+    for name in ("rbm_filters.png", "rbm_samples.png", "report.html", "rbm.json", "r.npz"):
         assert (tmp_path / name).stat().st_size > 0
     # the saved model loads and scores the same
     code = main(["rbm", "--data", "default", "--binarize", "0.5", "--load", str(tmp_path / "r.npz"),
