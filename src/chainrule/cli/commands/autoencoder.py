@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_data_args(p, default="mnist")
     p.add_argument("--layers", type=c.int_list(2, 1, "layers", "784,1000,500,250,30"),
                    default=[784, 1000, 500, 250, 30], help="encoder sizes, input first, code last")
+    p.add_argument("--seed", type=c.nonneg_int, default=0)
+    p.add_argument("--out", metavar="DIR", help="write reconstructions.png (codes.png for 2-D) and autoencoder.json")
+    p.add_argument("--save", metavar="MODEL", help="save the fine-tuned autoencoder (.safetensors)")
     p.add_argument("--pretrain", choices=["rbm", "autoencoder", "none"], default="rbm")
     p.add_argument("--pretrain-epochs", type=c.positive_int, default=10, help="epochs per layer (default 10)")
     p.add_argument("--pretrain-lr", type=c.positive_float, help="default 0.1 (RBM CD-1), 1e-3 (autoencoder, Adam)")
@@ -45,9 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--code-activation", default="identity", help="identity (linear code) or sigmoid ...")
     p.add_argument("--train-images", type=c.positive_int, help="use only the first N training images")
     p.add_argument("--eval-every", type=c.nonneg_int, default=1, help="test error every N epochs (0: end only)")
-    p.add_argument("--seed", type=c.nonneg_int, default=0)
-    p.add_argument("--out", metavar="DIR", help="write reconstructions.png (codes.png for 2-D) and autoencoder.json")
-    p.add_argument("--save", metavar="MODEL", help="save the fine-tuned autoencoder (.safetensors)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true")
 
