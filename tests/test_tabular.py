@@ -302,3 +302,22 @@ def test_a_stall_at_chance_level_stops_with_one_line(tmp_path: Path, capsys) -> 
         main(["train", "--data", str(p), "--epochs", "8", "--early-stopping", "0", "--no-guard", "--quiet"])
         == 0
     )
+
+
+def test_auto_scale_leaves_commensurate_columns_alone() -> None:
+    """``--scale auto``: columns already on one moderate scale (iris: four lengths in cm) are kept;
+    unrelated units, tiny pre-scaled columns or large offsets are standardised."""
+    from sklearn import datasets
+
+    from chainrule.io.scaling import auto_scale
+
+    assert auto_scale(datasets.load_iris().data) == "none"
+    for name in ("wine", "breast_cancer", "digits", "diabetes"):
+        assert auto_scale(getattr(datasets, f"load_{name}")().data) == "standard", name
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 3))
+    assert auto_scale(x) == "none"
+    assert auto_scale(x * [1, 1, 20]) == "standard"  # one wide column
+    assert auto_scale(x + [0, 0, 50]) == "standard"  # a large offset
+    assert auto_scale(x * 0.05) == "standard"  # everything tiny
+    assert auto_scale(np.column_stack([x, np.ones(50)])) == "none"  # a constant column is ignored

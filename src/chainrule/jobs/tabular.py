@@ -9,7 +9,7 @@ read as a classifier with no scaling):
 ``task``            ``"classify"`` or ``"regress"``
 ``class_names``     list of strings, one per output class (integer labels: ``"0"``, ``"1"``, ...)
 ``n_classes``       int (1 for regression)
-``scaler``          ``{"kind": "standard"|"minmax"|"none", "shift": [float], "factor": [float]}``:
+``scaler``          ``{"kind": "standard"|"minmax"|"center"|"none", "shift": [float], "factor": [float]}``:
                     ``x' = (x − shift) · factor``, fitted on the training rows only
 ``target_scaler``   the same for a regression target (the network predicts ``y'``)
 ``split``           ``{"seed": int, "test_fraction": float, "data": str}``: how the rows were split,
@@ -43,7 +43,7 @@ import numpy as np
 from chainrule.errors import ConfigError, DataError, ModelFileError
 from chainrule.io import load_data
 from chainrule.io.dataset import Dataset
-from chainrule.io.scaling import Scaler
+from chainrule.io.scaling import Scaler, auto_scale
 from chainrule.io.serialize import load_with_info
 from chainrule.jobs.common import DownloadBars
 from chainrule.nn.model import Sequential
@@ -208,7 +208,7 @@ def resolve_defaults(cfg: Any, data: Dataset, base: ModelInfo | None = None) -> 
     task = data.task
     if base is not None and base.task != task:
         raise ConfigError(f"--init-from model is a {base.task} model but the data is a {task} task")
-    scale = cfg.scale if cfg.scale != "auto" else ("standard" if table else "none")
+    scale = cfg.scale if cfg.scale != "auto" else (auto_scale(data.x_train) if table else "none")
     optimizer = cfg.optimizer or ("adam" if table else "sgd")
     lr = cfg.lr if cfg.lr is not None else (0.001 if optimizer == "adam" else 0.1)
     epochs = cfg.epochs or (200 if table else 5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,10 +30,11 @@ from chainrule.jobs.tabular import (
 from chainrule.nn.builders import mlp
 from chainrule.nn.spec import build as build_spec
 from chainrule.nn.spec import input_rank
+from chainrule.parallel import check_batch, check_shared_outputs, current_world, fit_parallel
 from chainrule.report.html import write_report
 from chainrule.report.plots import plot_history
 from chainrule.report.record import Evaluation, RunRecord
-from chainrule.train import EarlyStopping, evaluate, fit
+from chainrule.train import EarlyStopping, evaluate
 from chainrule.train.checkpoint import Checkpoint, Resume, load_checkpoint
 from chainrule.train.flow import GradientFlow
 from chainrule.train.guard import DivergenceGuard
@@ -90,6 +92,7 @@ class TrainConfig:
     report: str | None = None
     flow_interval: int | None = None
     progress: bool = True
+    drop_remainder: bool = False
 
 
 def default_lr(optimizer: str | None) -> float:
@@ -105,6 +108,12 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     backend = get_backend(cfg.backend, cfg.device)
     for out in (cfg.save, cfg.plot, cfg.log, cfg.report):
         check_writable(out)
+    # -- data parallel: one process unless under mpiexec (chainrule.parallel) -----------------
+    world = current_world()
+    check_batch(cfg.batch_size, world.size, cfg.drop_remainder)
+    ckpt_dir = cfg.checkpoint or cfg.resume  # rank 0 writes it, every rank reads it on resume
+    ckpt = None if ckpt_dir is None else str(Path(ckpt_dir) / "checkpoint.npz")
+    check_shared_outputs(world, [cfg.save, cfg.plot, cfg.log, cfg.report, ckpt])
     require_packages(
         [
             ("safetensors", "--save/--init-from", "cli", cfg.save or cfg.init_from),
@@ -129,7 +138,7 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     with limit_threads(opts.threads):
         history = _fit(cfg, opts, net, (x_train, y_train), flow, minfo)
         ev = None
-        if data.n_test:
+        if data.n_test and world.is_root:
             ev = evaluate(
                 net, backend.asarray(x_test, dtype=cfg.dtype), backend.asarray(y_test), task=opts.task
             )
@@ -148,7 +157,8 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
         evaluation=None if ev is None else Evaluation.from_result(ev),
         gradient_flow=None if flow is None else flow.to_dict(),
     )
-    _write_outputs(cfg, record, net, data, minfo)
+    if world.is_root:  # rank 0 alone writes
+        _write_outputs(cfg, record, net, data, minfo)
     return record
 
 
@@ -299,7 +309,7 @@ def _fit(cfg: TrainConfig, opts: Resolved, net: Any, xy: Any, flow: GradientFlow
         {"momentum": cfg.momentum} if opts.optimizer in ("momentum", "nesterov") else {}
     )
     checkpoint, resume = _checkpointing(cfg)
-    return fit(
+    return fit_parallel(  # plain fit in one process; under mpiexec, data parallel
         net,
         *xy,
         optimizer=opts.optimizer,
@@ -313,6 +323,7 @@ def _fit(cfg: TrainConfig, opts: Resolved, net: Any, xy: Any, flow: GradientFlow
         progress=cfg.progress,
         verbose=cfg.verbose,
         fast=not cfg.plain,
+        drop_remainder=cfg.drop_remainder,
         task=opts.task,
         checkpoint=checkpoint,
         resume=resume,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +177,7 @@ def fit(
     early_stopping: int | None = None,
     callbacks: Sequence[Callback] = (),
     grad_hooks: Sequence[GradHook] = (),
+    wrap_runner: Callable[[EpochRunner], EpochRunner] | None = None,
     progress: bool = True,
     fast: bool = True,
     verbose: bool = False,
@@ -192,7 +193,9 @@ def fit(
     out that fraction of the (shuffled) training set; ``early_stopping=P`` stops after ``P`` epochs
     without improvement of the validation loss (training loss if there is no validation set)
     and restores the best weights. The shuffle order comes from ``np.random.default_rng(seed)``.
-    ``grad_hooks`` run between the gradients and the update of every step (all-reduce, clipping).
+    ``grad_hooks`` run between the gradients and the update of every step (all-reduce, clipping);
+    ``wrap_runner`` wraps the epoch runner (data parallelism trains each rank on its shard of
+    every batch: :func:`chainrule.parallel.fit_parallel`).
     ``fast=False`` forces the textbook runner. The network is in training mode throughout and
     left in evaluation mode. ``task="regress"`` reports R² instead of accuracy.
 
@@ -214,6 +217,8 @@ def fit(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     opt = get_optimizer(optimizer, lr, **optimizer_options)
     runner = make_runner(net, opt, l2, fast=fast, grad_hooks=grad_hooks)
+    if wrap_runner is not None:
+        runner = wrap_runner(runner)
     history = History(runner=runner.name)
     state = TrainState(net, opt, xd, yd, l2, min(bs, n))
     cbs = list(callbacks)

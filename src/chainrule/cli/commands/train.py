@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.cli.commands import _common as c
+from chainrule.errors import ConfigError
 from chainrule.io.dataset import TASKS
 from chainrule.io.scaling import SCALES
 from chainrule.jobs.train import TrainConfig, default_lr, run_train
@@ -18,6 +19,8 @@ from chainrule.nn.layer import activation_kinds
 from chainrule.nn.losses import LOSSES
 from chainrule.nn.spec import spec_help
 from chainrule.optim import OPTIMIZERS
+from chainrule.parallel import current_world, launch, mpi_job_size
+from chainrule.parallel.shards import check_batch
 from chainrule.report.record import RunRecord
 from chainrule.train.schedules import SCHEDULES
 
@@ -114,6 +117,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--quiet", action="store_true", help="no progress bar or status lines (the result line stays)"
     )
+    # -- data parallel (docs/distributed.md) ---------------------------------------------------
+    p.add_argument(
+        "--workers",
+        type=c.positive_int,
+        metavar="N",
+        help="train data-parallel on N MPI processes of this machine (the mpi extra); "
+        "across hosts run `mpiexec -n N chainrule train ...`",
+    )
+    p.add_argument(
+        "--drop-remainder",
+        action="store_true",
+        help="with several ranks, drop the samples of a batch that do not split evenly over them",
+    )
     p.add_argument("--verbose", action="store_true", help="one line of metrics per epoch (validation too)")
 
 
@@ -153,8 +169,25 @@ def _add_tabular_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # -- data parallel: --workers launches the ranks; inside an MPI job every rank trains ----
+    if args.workers and args.workers > 1 and mpi_job_size() == 1:
+        check_batch(args.batch_size, args.workers, args.drop_remainder)
+        return launch(args.workers, getattr(args, "_argv", None) or sys.argv[1:], threads=args.threads)
+    world = current_world()
+    if args.workers and args.workers != world.size:
+        raise ConfigError(f"--workers {args.workers} inside an MPI job of {world.size} ranks")
+    if world.distributed:
+        if not world.is_root:  # rank 0 alone prints (and, in the job, writes)
+            args.quiet = True
+        return world.guarded(lambda: _run(args, speak=world.is_root))
+    return _run(args)
+
+
+def _run(args: argparse.Namespace, speak: bool = True) -> int:
     cfg = c.config_from(TrainConfig, args, progress=not args.quiet)
-    record = run_train(cfg, log=lambda msg: c.status(msg, args.quiet), warn=c.warning)
+    record = run_train(cfg, log=lambda msg: c.status(msg, args.quiet), warn=c.warning if speak else None)
+    if not speak:  # another rank than 0 of an MPI job: rank 0 prints the results
+        return 0
     _print_summary(record, cfg, to_stderr=args.json, quiet=args.quiet)
     if args.json:
         c.json_line(_json_summary(record, cfg))
