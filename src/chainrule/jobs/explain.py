@@ -12,6 +12,7 @@ import numpy as np
 from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
+from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
@@ -46,6 +47,7 @@ class ExplainConfig:
     format: str = "text"
     summary: bool = False
     out: str | None = None  # write here (atomically) too
+    rbm: list[int] | None = None  # issue 10: D,H of a tiny RBM: one CD-1 step instead
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    if cfg.rbm:  # issue 10: one CD-1 step of a tiny RBM
+        return _explain_rbm(cfg)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)
@@ -69,6 +73,17 @@ def run_explain(cfg: ExplainConfig) -> ExplainOutput:
     if cfg.out:
         atomic_write_text(cfg.out, text)
     return ExplainOutput(text=text, ok=ok)
+
+
+def _explain_rbm(cfg: ExplainConfig) -> ExplainOutput:
+    if len(cfg.rbm or []) != 2:
+        raise ConfigError(f"--rbm takes D,H (visible,hidden), got {cfg.rbm}")
+    d, h = cfg.rbm  # type: ignore[misc]
+    st = explain_cd1(d, h, v0=cfg.input, batch=cfg.batch, lr=cfg.lr or 0.1, seed=cfg.seed)
+    text = render_cd1(st, cfg.format)
+    if cfg.out:
+        atomic_write_text(cfg.out, text)
+    return ExplainOutput(text=text, ok=st.ok)
 
 
 def _network(cfg: ExplainConfig) -> tuple[Any, list[str]]:
