@@ -5,7 +5,7 @@ evaluation, and the outputs asked for (model, plot, run record, HTML report); re
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ import numpy as np
 from chainrule.backend import get_backend
 from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError, ShapeError
+from chainrule.io.augment import augment
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say
 from chainrule.nn.builders import mlp
@@ -47,6 +48,7 @@ class TrainConfig:
     momentum: float = 0.9
     batch_size: int = 128
     epochs: int = 5
+    augment: str | None = None
     l2: float = 0.0
     init: str = "auto"
     seed: int = 0
@@ -86,6 +88,9 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
         cfg.data, cfg.data_dir, target=cfg.target, download=cfg.download, seed=cfg.seed, progress=cfg.progress
     )
     say(log, data.summary())
+    if cfg.augment is not None:
+        data = _augmented(cfg, data)
+        say(log, f"--augment {cfg.augment}: {data.n_train} training samples")
     lr = cfg.lr if cfg.lr is not None else default_lr(cfg.optimizer)
     if cfg.arch is not None:
         layers = None
@@ -156,6 +161,14 @@ def sample_shape_for(
         return (1, side, side) if rank == 3 else (side, side)
     what = "(C, H, W) images" if rank == 3 else "(T, D) sequences"
     raise ShapeError(f"samples of {n} values do not factor into the {what} the first --arch layer reads")
+
+
+def _augmented(cfg: TrainConfig, data: Any) -> Any:
+    """The dataset with its training part expanded (``--augment``); images are square unless the
+    data says otherwise."""
+    shape = sample_shape_for(3, data.sample_shape, getattr(data, "image_shape", None))
+    x, y = augment(cfg.augment, data.x_train, data.y_train, shape)
+    return replace(data, x_train=x, y_train=y)
 
 
 def _layers(cfg: TrainConfig, n_features: int, n_classes: int) -> list[int]:

@@ -70,6 +70,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--epochs", type=c.positive_int, default=5)
     p.add_argument(
+        "--augment",
+        choices=["shift"],
+        help="expand the training set: 'shift' adds 1-pixel shifts up/down/left/right (x5, Nielsen ch. 6)",
+    )
+    p.add_argument(
         "--l2",
         type=c.nonneg_float,
         default=0.0,
