@@ -13,6 +13,7 @@ m σ² M/(M − 1)`` (the unbiased variance, as PyTorch keeps it), ``m = 0.1``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,7 +128,7 @@ class BatchNorm(Layer):
     def forward(self, x: Any) -> tuple[Any, Any]:
         xp = namespace(x)
         axes, col = self._axes(x)
-        m = x.size // self.num_features
+        m = math.prod(x.shape) // self.num_features
         if self.training:
             if m < 2:
                 raise ShapeError(
