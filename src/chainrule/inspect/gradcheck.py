@@ -41,6 +41,7 @@ __all__ = [
     "gradcheck_layer",
     "numeric_gradient",
     "relative_error",
+    "rewinder",
 ]
 
 TOLERANCE = 1e-7
@@ -106,7 +107,7 @@ def numeric_gradient(
     return out.reshape(arr.shape) if idx is None else out
 
 
-def _rewinder(layers: Sequence[Layer]) -> Callable[[], None]:
+def rewinder(layers: Sequence[Layer]) -> Callable[[], None]:
     """A function that puts every random layer's generator (``layer.rng``: dropout) back where it is
     now, so that each evaluation of the cost draws the same masks as the analytic pass did."""
     rngs = [layer.rng for layer in layers if isinstance(getattr(layer, "rng", None), np.random.Generator)]
@@ -147,7 +148,7 @@ def gradcheck(
     x = np.array(to_numpy(x), dtype=np.float64)  # our own copy
     y = to_numpy(y)
     rng = np.random.default_rng(seed)
-    rewind = _rewinder(net.layers)
+    rewind = rewinder(net.layers)
     net.loss_and_grad(x, y, l2=l2)
     analytic = {name: p.grad.copy() for name, p in net.named_params()}
     dx = None
@@ -193,7 +194,7 @@ def gradcheck_layer(
     x = np.array(x, dtype=np.float64)
     rng = np.random.default_rng(seed)
     layer.to(numpy_backend, np.float64)
-    rewind = _rewinder([layer])
+    rewind = rewinder([layer])
     y, ctx = layer.forward(x)
     r = rng.standard_normal(y.shape)
     for p in layer.params:

@@ -13,6 +13,7 @@ from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.io.serialize import load
+from chainrule.jobs.explain_spec import explain_spec_step
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
 
@@ -46,6 +47,8 @@ class ExplainConfig:
     format: str = "text"
     summary: bool = False
     out: str | None = None  # write here (atomically) too
+    arch: str | None = None  # a layer-spec network (with input_shape): see jobs.explain_spec
+    input_shape: list[int] | None = None
 
 
 @dataclass
@@ -55,6 +58,11 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    if cfg.arch is not None or cfg.input_shape is not None:  # a layer-spec network (issue 8)
+        text, ok = explain_spec_step(cfg)
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)
