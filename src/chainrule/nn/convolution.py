@@ -18,7 +18,8 @@ Memory layout, chosen by measurement. Layers exchange NCHW arrays (PyTorch's lay
 language's ``(C, H, W)``), but the copy into ``col`` and the adds of ``col2im`` go through a
 channels-last (NHWC) copy of the input, where one window row ``(v, c)`` is a contiguous run of
 ``K·C`` values instead of ``K`` values in NCHW; the GEMM's output ``(N·OH·OW, C_out)`` is NHWC too,
-and is transposed back once. Single-thread timings on this machine (ms, float32, min of 7;
+and is transposed back once. (The GEMMs are arranged so that their outputs are channel-major,
+``zᵀ = Wm colᵀ``, and the NCHW⇄channel-major copies move whole ``OH·OW`` planes.) Single-thread timings on this machine (ms, float32, min of 7;
 ``benchmarks/conv_layout.py``)::
 
     layer (N, C, H, K)          im2col NCHW / NHWC      col2im NCHW / NHWC
@@ -57,6 +58,7 @@ __all__ = [
     "is_torch",
     "out_size",
     "pad_images",
+    "route_max_numpy",
 ]
 
 
@@ -151,9 +153,9 @@ def conv_forward(x: Any, W: Any, b: Any, stride: int, pad: int) -> tuple[Any, An
     n, _, h, w = x.shape
     oh, ow = out_size(h, k, stride, pad), out_size(w, k, stride, pad)
     col = im2col(x, k, stride, pad)  # (N·OH·OW, K·K·C)
-    z = col @ _kernel_matrix(W).T  # (N·OH·OW, C_out)
-    z += b
-    z = xp.reshape(z, (n, oh, ow, c_out)).transpose(0, 3, 1, 2)  # NHWC rows -> NCHW
+    zt = _kernel_matrix(W) @ col.T  # (C_out, N·OH·OW) = (col Wmᵀ)ᵀ: channel-major rows
+    zt += b[:, None]
+    z = xp.reshape(zt, (c_out, n, oh, ow)).transpose(1, 0, 2, 3)  # -> NCHW, blocks of OH·OW move
     return xp.ascontiguousarray(z) if xp is np else z.copy(), (col, tuple(x.shape))
 
 
@@ -174,10 +176,36 @@ def conv_backward(
         return dW, db, dx
     col, x_shape = ctx
     xp = namespace(dz)
-    d2 = xp.reshape(dz.transpose(0, 2, 3, 1), (-1, c_out))  # (N·OH·OW, C_out), a copy
+    dt = xp.reshape(dz.transpose(1, 0, 2, 3), (c_out, -1))  # Dᵀ: (C_out, N·OH·OW), a copy
     Wm = _kernel_matrix(W)  # (C_out, K·K·C)
-    dWm = xp.reshape(d2.T @ col, (c_out, k, k, -1))  # Σ over every window: correlation of δ with x
+    dWm = xp.reshape(dt @ col, (c_out, k, k, -1))  # Dᵀ col: Σ over every window, δ correlated with x
     dW = dWm.transpose(0, 3, 1, 2)  # back to (C_out, C, K, K)
-    db = xp.sum(d2, axis=0)
-    dx = col2im(d2 @ Wm, x_shape, k, stride, pad) if need_dx else None
+    db = xp.sum(dt, axis=1)
+    dx = col2im(dt.T @ Wm, x_shape, k, stride, pad) if need_dx else None  # D Wm, back onto the pixels
     return dW, db, dx
+
+
+def route_max_numpy(x: np.ndarray, y: np.ndarray, dy: np.ndarray, k: int, stride: int) -> np.ndarray:
+    """Max-pooling's backward on NumPy arrays, in place over three ``y``-sized buffers: for each
+    window offset in row-major order, ``won = (x == y) ∧ ¬taken``; ``dx[offset] (+)= dy ⊙ won``.
+    The same arithmetic as :meth:`MaxPool2D.backward <chainrule.nn.layers.pool.MaxPool2D.backward>`
+    (first maximum wins a tie); windows that cannot overlap (``stride ≥ k``) assign instead of add."""
+    oh, ow = y.shape[2:]
+    dx = np.zeros(x.shape, dtype=dy.dtype)
+    taken, won = np.zeros(y.shape, bool), np.empty(y.shape, bool)
+    tmp = None if stride >= k else np.empty_like(dy)
+    for u in range(k):
+        for v in range(k):
+            rows, cols = (
+                slice(u, u + stride * (oh - 1) + 1, stride),
+                slice(v, v + stride * (ow - 1) + 1, stride),
+            )
+            np.equal(x[:, :, rows, cols], y, out=won)
+            np.greater(won, taken, out=won)  # won ∧ ¬taken
+            np.logical_or(taken, won, out=taken)
+            if tmp is None:
+                np.multiply(dy, won, out=dx[:, :, rows, cols])
+            else:
+                np.multiply(dy, won, out=tmp)
+                dx[:, :, rows, cols] += tmp
+    return dx

@@ -110,7 +110,9 @@ class Conv2D(Layer):
         if W is None:
             gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
             fan_in = self.in_channels * self.kernel_size**2
-            W = np.ascontiguousarray(init_weight(init, fan_in, self.out_channels, gen).T.reshape(shape), dtype)
+            W = np.ascontiguousarray(
+                init_weight(init, fan_in, self.out_channels, gen).T.reshape(shape), dtype
+            )
         if b is None:
             b = np.zeros(self.out_channels, dtype=np.asarray(W).dtype)
         if tuple(W.shape) != shape or tuple(b.shape) != (self.out_channels,):

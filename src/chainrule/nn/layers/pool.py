@@ -19,7 +19,7 @@ import numpy as np
 
 from chainrule.backend import namespace
 from chainrule.errors import ConfigError, ShapeError
-from chainrule.nn.convolution import out_size
+from chainrule.nn.convolution import out_size, route_max_numpy
 from chainrule.nn.layer import Layer, register_layer, spec_number
 from chainrule.nn.layers.conv import image_shape
 
@@ -88,7 +88,8 @@ class MaxPool2D(_Pool):
         ∂E/∂x[n, c, s·i + u, s·j + v] += δ[n, c, i, j] · [(u, v) = (u*, v*)]     (N, C, H, W)
 
     (``+=``: with overlapping windows, ``s < k``, one pixel may win several). Pixels that never win
-    get zero. The context keeps the winning offset of every window, ``(N, C, OH, OW)``.
+    get zero. The context is ``(x, y)``, both on the tape anyway; backward finds each window's
+    winner again as the first offset where ``x == y``. Forward is ``k² − 1`` element-wise maxima.
     """
 
     kind = "maxpool"
@@ -107,33 +108,45 @@ class MaxPool2D(_Pool):
         oh, ow = self._grid(x)
         offsets = _offsets(self.kernel_size, self.stride, oh, ow)
         y = x[:, :, offsets[0][0], offsets[0][1]] * 1  # a copy of offset (0, 0)
-        arg = xp.zeros(y.shape, dtype=xp.int16, **({} if xp is np else {"device": x.device}))
-        for j, (rows, cols) in enumerate(offsets[1:], start=1):
-            view = x[:, :, rows, cols]
-            wins = view > y  # strictly: the first maximum keeps a tie
-            y = xp.where(wins, view, y)
-            arg = xp.where(wins, xp.asarray(j, dtype=arg.dtype), arg)
-        return y, (arg, tuple(x.shape))
+        for rows, cols in offsets[1:]:
+            y = xp.maximum(y, x[:, :, rows, cols])
+        return y, (x, y)  # both are on the tape already: the context costs no memory
+
+    def winners(self, ctx: Any) -> Any:
+        """For each window offset ``(u, v)`` in row-major order, the mask of windows it won
+        (``x == y`` there and at no earlier offset: the first maximum keeps a tie)."""
+        x, y = ctx
+        xp = namespace(y)
+        taken = xp.zeros(y.shape, dtype=xp.bool, **({} if xp is np else {"device": y.device}))
+        for rows, cols in _offsets(self.kernel_size, self.stride, *y.shape[2:]):
+            won = (x[:, :, rows, cols] == y) & ~taken
+            taken = taken | won
+            yield rows, cols, won
 
     def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
         if not need_dx:
             return None
+        if isinstance(dy, np.ndarray):  # the same arithmetic, in place (nn/convolution.py)
+            return route_max_numpy(*ctx, dy, self.kernel_size, self.stride)
         xp = namespace(dy)
-        arg, x_shape = ctx
-        dx = xp.zeros(x_shape, dtype=dy.dtype, **({} if xp is np else {"device": dy.device}))
-        zero = xp.zeros_like(dy)
-        for j, (rows, cols) in enumerate(_offsets(self.kernel_size, self.stride, *dy.shape[2:])):
-            dx[:, :, rows, cols] += xp.where(arg == j, dy, zero)
+        dx = xp.zeros(ctx[0].shape, dtype=dy.dtype, **({} if xp is np else {"device": dy.device}))
+        for rows, cols, won in self.winners(ctx):
+            dx[:, :, rows, cols] += dy * xp.astype(won, dy.dtype)
         return dx
 
-    def routes(self, ctx: Any) -> Any:
+    def routes(self, ctx: Any) -> np.ndarray:
         """The input position ``(row, col)`` each window routed its δ to: ``(N, C, OH, OW, 2)``
         (what ``chainrule explain`` shows)."""
-        arg = np.asarray(ctx[0]) if isinstance(ctx[0], np.ndarray) else ctx[0].cpu().numpy()
+        y = ctx[1]
+        out = np.zeros((*y.shape, 2), dtype=np.int64)
         k, s = self.kernel_size, self.stride
-        rows = np.arange(arg.shape[2])[:, None] * s + arg // k
-        cols = np.arange(arg.shape[3])[None, :] * s + arg % k
-        return np.stack([rows, cols], axis=-1)
+        i = np.arange(y.shape[2])[:, None]
+        j = np.arange(y.shape[3])[None, :]
+        for n, (_, _, won) in enumerate(self.winners(ctx)):
+            won = np.asarray(won) if isinstance(won, np.ndarray) else won.cpu().numpy()
+            out[..., 0] = np.where(won, s * i + n // k, out[..., 0])
+            out[..., 1] = np.where(won, s * j + n % k, out[..., 1])
+        return out
 
 
 @register_layer
