@@ -174,11 +174,15 @@ def spec_to_json(ex: SpecExplanation) -> dict[str, Any]:
     }
 
 
+def _json_text(ex: SpecExplanation) -> str:
+    return json.dumps(spec_to_json(ex), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+_RENDERERS = {"text": render_text, "markdown": render_markdown, "json": _json_text}
+
+
 def render_spec(ex: SpecExplanation, fmt: str = "text") -> str:
-    if fmt == "text":
-        return render_text(ex)
-    if fmt == "markdown":
-        return render_markdown(ex)
-    if fmt == "json":
-        return json.dumps(spec_to_json(ex), ensure_ascii=False, indent=1, allow_nan=False) + "\n"
-    raise ConfigError(f"unknown format {fmt!r}; choose text, markdown or json")
+    """``text`` | ``markdown`` | ``json`` rendering of a spec network's explained step."""
+    if fmt not in _RENDERERS:
+        raise ConfigError(f"unknown format {fmt!r}; choose text, markdown or json")
+    return _RENDERERS[fmt](ex)

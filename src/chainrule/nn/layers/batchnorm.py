@@ -169,12 +169,7 @@ class BatchNorm(Layer):
         return tuple(input_shape)
 
     def config(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "num_features": self.num_features,
-            "momentum": self.momentum,
-            "eps": self.eps,
-        }
+        return {"type": self.kind, **{k: getattr(self, k) for k in ("num_features", "momentum", "eps")}}
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, momentum={self.momentum}, eps={self.eps}"

@@ -192,14 +192,8 @@ class Conv2D(Layer):
         return (self.out_channels, out_size(h, k, s, p), out_size(w, k, s, p))
 
     def config(self) -> dict[str, Any]:
-        return {
-            "type": self.kind,
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "pad": self.pad,
-        }
+        keys = ("in_channels", "out_channels", "kernel_size", "stride", "pad")
+        return {"type": self.kind, **{k: getattr(self, k) for k in keys}}
 
     def extra_repr(self) -> str:
         return (
