@@ -226,3 +226,37 @@ def test_bad_image_specs_name_the_word(spec, error, needle) -> None:
     with pytest.raises(error) as info:
         build(spec, (1, 5, 5) if not spec.startswith("dense") else (4,))
     assert needle in str(info.value)
+
+
+def _cnn_gradients(
+    backend, spec: str = "conv:3:3:1:1 relu maxpool:2 batchnorm conv:4:3:2 tanh avgpool:1 flatten dense:5"
+):
+    """One step's gradients of a small CNN (float64) on ``backend``, as NumPy arrays."""
+    from chainrule.backend import to_numpy
+
+    net = build(spec, (2, 9, 9), dtype=np.float64).to(backend, np.float64)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((3, 2, 9, 9)), rng.integers(0, 5, 3)
+    net.gradients(backend.asarray(x, dtype=np.float64), backend.asarray(y))
+    return [to_numpy(p.grad) for p in net.params]
+
+
+def test_a_cnn_step_on_torch_cpu_tensors_equals_numpy() -> None:
+    """The GPU code path (torch conv primitives, plain tensors) exercised on the CPU."""
+    from chainrule.backend import get_backend, numpy_backend
+
+    for a, b in zip(_cnn_gradients(numpy_backend), _cnn_gradients(get_backend("torch", "cpu")), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["torch", "cupy"])
+def test_a_cnn_step_on_cuda_equals_numpy(name: str) -> None:
+    """cuDNN (torch) or the im2col GEMMs (CuPy) on the GPU give the NumPy step's gradients."""
+    from chainrule.backend import available_backends, get_backend, numpy_backend
+
+    if f"{name}:cuda" not in available_backends():
+        pytest.skip(f"no {name} CUDA backend here")
+    torch.backends.cudnn.deterministic = True
+    for a, b in zip(_cnn_gradients(numpy_backend), _cnn_gradients(get_backend(name, "cuda")), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-9)
