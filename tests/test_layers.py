@@ -31,6 +31,13 @@ TORCH = {
     "softplus": F.softplus,
     "softmax": lambda x: torch.softmax(x, dim=1),
     "flatten": lambda x: x.reshape(x.shape[0], -1),
+    # the image layers' examples (issue 8): conv 2->3, 3x3, stride 2, pad 1; pooling 3x3 at stride 2;
+    # dropout p = 0.5 drawing from default_rng(3); batch norm in training mode
+    "conv": lambda x, W, b: F.conv2d(x, W, b, stride=2, padding=1),
+    "maxpool": lambda x: F.max_pool2d(x, 3, 2),
+    "avgpool": lambda x: F.avg_pool2d(x, 3, 2),
+    "dropout": lambda x: x * torch.tensor((np.random.default_rng(3).random(tuple(x.shape)) >= 0.5) / 0.5),
+    "batchnorm": lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
 }
 
 

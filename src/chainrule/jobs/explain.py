@@ -14,6 +14,7 @@ from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
+from chainrule.jobs.explain_spec import explain_spec_step
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
 
@@ -48,6 +49,8 @@ class ExplainConfig:
     summary: bool = False
     out: str | None = None  # write here (atomically) too
     rbm: list[int] | None = None  # issue 10: D,H of a tiny RBM: one CD-1 step instead
+    arch: str | None = None  # a layer-spec network (with input_shape): see jobs.explain_spec
+    input_shape: list[int] | None = None
 
 
 @dataclass
@@ -59,6 +62,11 @@ class ExplainOutput:
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
     if cfg.rbm:  # issue 10: one CD-1 step of a tiny RBM
         return _explain_rbm(cfg)
+    if cfg.arch is not None or cfg.input_shape is not None:  # a layer-spec network (issue 8)
+        text, ok = explain_spec_step(cfg)
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)

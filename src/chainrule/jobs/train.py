@@ -5,7 +5,7 @@ evaluation, and the outputs asked for (model, plot, run record, HTML report); re
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 from chainrule.backend import get_backend
 from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError, ShapeError
+from chainrule.io.augment import augment
 from chainrule.io.scaling import fit_scaler
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_writable, require_packages, say
@@ -66,6 +67,7 @@ class TrainConfig:
     momentum: float = 0.9
     batch_size: int | None = None
     epochs: int | None = None
+    augment: str | None = None  # issue 8: training-set expansion ('shift')
     l2: float | None = None
     init: str = "auto"
     seed: int = 0
@@ -125,6 +127,9 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
         test_fraction=cfg.test_fraction, task=cfg.task, progress=cfg.progress,
     )  # fmt: skip
     say(log, data.summary())
+    if cfg.augment is not None:  # issue 8: Nielsen's 1-pixel shifts (x5)
+        data = _augmented(cfg, data)
+        say(log, f"--augment {cfg.augment}: {data.n_train} training samples")
     for message in data.warnings:
         warn_user(warn, message)
     base = load_model(cfg.init_from) if cfg.init_from else None
@@ -244,6 +249,14 @@ def sample_shape_for(
         return (1, side, side) if rank == 3 else (side, side)
     what = "(C, H, W) images" if rank == 3 else "(T, D) sequences"
     raise ShapeError(f"samples of {n} values do not factor into the {what} the first --arch layer reads")
+
+
+def _augmented(cfg: TrainConfig, data: Any) -> Any:
+    """The dataset with its training part expanded (``--augment``); images are square unless the
+    data says otherwise."""
+    shape = sample_shape_for(3, data.sample_shape, getattr(data, "image_shape", None))
+    x, y = augment(cfg.augment, data.x_train, data.y_train, shape)
+    return replace(data, x_train=x, y_train=y)
 
 
 def _regression_test(net: Any, minfo: ModelInfo, data: Any) -> dict[str, float]:

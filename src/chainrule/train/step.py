@@ -19,6 +19,7 @@ import numpy as np
 
 from chainrule.accel import make_fast_runner
 from chainrule.backend import namespace
+from chainrule.backend.memory import reuse_freed_memory
 from chainrule.nn.functional import count_correct
 from chainrule.nn.model import Sequential
 from chainrule.nn.params import Param
@@ -106,6 +107,8 @@ def make_runner(
     ``param.grad`` (``+ λW``), calls the hooks, and updates. Driver hooks (a tracer) need the
     driver, so with one attached the planner declines and the network trains on the plain runner.
     """
+    if net.backend.name == "numpy":
+        reuse_freed_memory()  # each step's large temporaries land on the last step's pages
     if fast:
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:

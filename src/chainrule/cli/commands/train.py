@@ -77,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs", type=c.positive_int, help="default: 200 with early stopping for tables, 5 for images"
     )
+    p.add_argument("--augment", choices=["shift"], help="'shift': add 1-pixel shifts, x5 (Nielsen ch. 6)")
     p.add_argument(
         "--l2",
         type=c.nonneg_float,

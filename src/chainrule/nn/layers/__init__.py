@@ -1,15 +1,24 @@
-"""Layers: :class:`Dense` (and its tied twin), :class:`Maxout` and the activations."""
+"""Layers: :class:`Dense` (and its tied twin), :class:`Maxout`, the activations, and the image layers."""
 
 from chainrule.nn.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Softplus, Tanh
+from chainrule.nn.layers.batchnorm import BatchNorm
+from chainrule.nn.layers.conv import Conv2D
 from chainrule.nn.layers.dense import Dense, TiedDense
+from chainrule.nn.layers.dropout import Dropout
 from chainrule.nn.layers.maxout import Maxout
+from chainrule.nn.layers.pool import AvgPool2D, MaxPool2D
 from chainrule.nn.layers.reshape import Flatten
 
 __all__ = [
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
     "Dense",
+    "Dropout",
     "Flatten",
     "Identity",
     "LeakyReLU",
+    "MaxPool2D",
     "Maxout",
     "ReLU",
     "Sigmoid",
