@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.accel import make_fast_runner
+from chainrule.accel.recurrent import install as install_recurrent
 from chainrule.backend import namespace
 from chainrule.nn.functional import count_correct
 from chainrule.nn.model import Sequential
@@ -102,6 +103,7 @@ def make_runner(
     driver, so with one attached the planner declines and the network trains on the plain runner.
     """
     if fast:
+        install_recurrent(net)  # the recurrent layers' in-place time loops (NumPy LSTM, tanh RNN)
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner

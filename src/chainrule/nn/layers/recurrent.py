@@ -114,6 +114,9 @@ class Recurrent(Layer):
             setattr(self, name, p)
             self.params.append(p)
         self.initial_state: State | None = None
+        #: a fast implementation of the two time loops (``loop``/``loop_backward``, same arithmetic),
+        #: attached by :func:`chainrule.accel.recurrent.install`; ``None``: the loops below
+        self.kernel: Any = None
 
     # -- registry ------------------------------------------------------------------------------
     @classmethod
@@ -200,7 +203,8 @@ class Recurrent(Layer):
         n, t, _ = x.shape
         x_rows = xp.reshape(xp.permute_dims(x, (1, 0, 2)), (t * n, self.in_features))  # (T·N, D)
         a = xp.reshape(x_rows @ self.W.value + self.b.value, (t, n, self.gates * self.hidden))
-        hs, cache = self._loop(xp, a, state0)
+        fast = self.kernel is not None and isinstance(a, np.ndarray)
+        hs, cache = self.kernel.loop(self, a, state0) if fast else self._loop(xp, a, state0)
         return xp.permute_dims(hs[1:], (1, 0, 2)), (x_rows, hs, cache)
 
     def run_backward(
@@ -214,7 +218,10 @@ class Recurrent(Layer):
         dys = xp.permute_dims(dy, (1, 0, 2))  # (T, N, H) view
         if dstate is None:
             dstate = self.zero_state(n, dy)
-        da, dr, dstate0 = self._loop_backward(xp, dys, ctx, tuple(dstate))
+        if self.kernel is not None and isinstance(dys, np.ndarray):
+            da, dr, dstate0 = self.kernel.loop_backward(self, dys, ctx, tuple(dstate))
+        else:
+            da, dr, dstate0 = self._loop_backward(xp, dys, ctx, tuple(dstate))
         da_rows, dr_rows = _rows(xp, da), _rows(xp, dr)
         self.U.grad += _rows(xp, hs[:-1]).T @ dr_rows  # Σ_t h_{t−1}ᵀ δr_t      (H, G·H)
         self.W.grad += x_rows.T @ da_rows  # Σ_t x_tᵀ δa_t                           (D, G·H)
