@@ -25,12 +25,30 @@ from typing import Any
 import numpy as np
 
 from chainrule.nn.layers.recurrent import LSTM, RNN, Recurrent, recurrent_layers
+from chainrule.nn.layers.sequence import OneHot
 from chainrule.nn.model import Sequential
 
 __all__ = ["NumpyLSTMLoop", "NumpyTanhRNNLoop", "install", "uninstall"]
 
 
-class NumpyLSTMLoop:
+class _Projection:
+    """``A_t = x_t W + b`` for all steps: one GEMM, or, when the layer below is ``onehot`` (set by
+    :func:`install`), a row gather ``W[ids] + b`` with ``ids = argmax x`` (the same numbers: a
+    one-hot row times ``W`` picks one row)."""
+
+    onehot_input = False
+
+    def project(self, layer: Recurrent, x_rows: np.ndarray, tn: tuple[int, int]) -> np.ndarray:
+        w, b = layer.W.value, layer.b.value
+        if self.onehot_input:
+            a = w[np.argmax(x_rows, axis=1)]
+            a += b
+        else:
+            a = x_rows @ w + b
+        return a.reshape(*tn, w.shape[1])
+
+
+class NumpyLSTMLoop(_Projection):
     """In-place time loops of :class:`~chainrule.nn.layers.recurrent.LSTM` (gate order i, f, g, o)."""
 
     name = "numpy-lstm"
@@ -98,7 +116,7 @@ class NumpyLSTMLoop:
         return da, da, (dh_next, dc_next)
 
 
-class NumpyTanhRNNLoop:
+class NumpyTanhRNNLoop(_Projection):
     """In-place time loops of a tanh :class:`~chainrule.nn.layers.recurrent.RNN`."""
 
     name = "numpy-rnn-tanh"
@@ -145,10 +163,13 @@ def install(net: Sequential) -> list[str]:
     """Attach the fast loops to every recurrent layer that has one (NumPy LSTM, tanh RNN); returns
     their names. Anything else keeps the readable loops."""
     names = []
-    for layer in recurrent_layers(net.layers):
+    for below, layer in zip([None, *net.layers[:-1]], net.layers, strict=True):
+        if not isinstance(layer, Recurrent):
+            continue
         layer.kernel = _kernel_for(layer)
         if layer.kernel is not None:
-            names.append(layer.kernel.name)
+            layer.kernel.onehot_input = isinstance(below, OneHot)
+            names.append(layer.kernel.name + ("+onehot-gather" if layer.kernel.onehot_input else ""))
     return names
 
 

@@ -202,8 +202,11 @@ class Recurrent(Layer):
         state0 = self.check_state(state, x)
         n, t, _ = x.shape
         x_rows = xp.reshape(xp.permute_dims(x, (1, 0, 2)), (t * n, self.in_features))  # (T·N, D)
-        a = xp.reshape(x_rows @ self.W.value + self.b.value, (t, n, self.gates * self.hidden))
-        fast = self.kernel is not None and isinstance(a, np.ndarray)
+        fast = self.kernel is not None and isinstance(x, np.ndarray)
+        if fast:
+            a = self.kernel.project(self, x_rows, (t, n))
+        else:
+            a = xp.reshape(x_rows @ self.W.value + self.b.value, (t, n, self.gates * self.hidden))
         hs, cache = self.kernel.loop(self, a, state0) if fast else self._loop(xp, a, state0)
         return xp.permute_dims(hs[1:], (1, 0, 2)), (x_rows, hs, cache)
 
