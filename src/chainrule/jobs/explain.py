@@ -13,6 +13,7 @@ from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.io.serialize import load
+from chainrule.jobs.explain_rnn import explain_recurrent_arch, recurrent_arch
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
 
@@ -46,6 +47,8 @@ class ExplainConfig:
     format: str = "text"
     summary: bool = False
     out: str | None = None  # write here (atomically) too
+    arch: str | None = None  # layer words (nn/spec.py), with input_shape
+    input_shape: list[int] | None = None
 
 
 @dataclass
@@ -55,6 +58,13 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    if cfg.arch is not None and recurrent_arch(cfg.arch):  # issue 9: BPTT unrolled, in its own module
+        text, ok = explain_recurrent_arch(
+            cfg.arch, cfg.input_shape, cfg.batch, cfg.label, cfg.seed, cfg.format
+        )
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)

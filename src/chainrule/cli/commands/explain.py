@@ -50,6 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     net.add_argument("--model", metavar="PATH", help="a saved model (chainrule.io.serialize)")
     net.add_argument("--seed002", action="store_true", help="seed 002's worked 3-2-2 example, its x and t")
+    net.add_argument(
+        "--arch", metavar="SPEC", help="layer words, e.g. 'rnn:3 last dense:2' (with --input-shape)"
+    )
+    p.add_argument(
+        "--input-shape",
+        type=c.int_list(1, 1, "input shape", "4,2"),
+        metavar="T,D",
+        help="per-sample input shape for --arch (a sequence: T steps of D values)",
+    )
     p.add_argument("--activation", default="sigmoid", choices=hidden_activations(), help="hidden activation")
     p.add_argument("--loss", default="squared", choices=LOSSES, help="loss of a fresh MLP (default squared)")
     p.add_argument("--seed", type=c.nonneg_int, default=0, help="weights and any random input (default 0)")
