@@ -243,3 +243,46 @@ def test_dense_is_time_distributed() -> None:
     dx = layer.backward(dy, ctx)
     np.testing.assert_allclose(layer.W.grad, np.einsum("ntd,nto->do", x, dy), rtol=1e-12)
     np.testing.assert_allclose(dx, dy @ layer.W.value.T, rtol=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_same_code_on_cuda_tensors(name: str) -> None:
+    """The GPU path: each cell's own loops on CUDA tensors, against NumPy float64."""
+    from chainrule.backend import get_backend
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to torch")
+    layer, x, state, dy, dstate = _setup(name, seed=4)
+    y, ctx = layer.run(x, state)
+    dx, ds0 = layer.run_backward(dy, ctx, dstate)
+    grads = [p.grad.copy() for p in layer.params]
+    gpu = get_backend("torch", "cuda")
+    layer.to(gpu, "float64")
+    yg, ctxg = layer.run(gpu.asarray(x), tuple(gpu.asarray(s) for s in state))
+    dxg, _ = layer.run_backward(gpu.asarray(dy), ctxg, tuple(gpu.asarray(s) for s in dstate))
+    np.testing.assert_allclose(y, yg.cpu().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx, dxg.cpu().numpy(), rtol=0, atol=1e-12)
+    for g, p in zip(grads, layer.params, strict=True):
+        np.testing.assert_allclose(g, p.grad.cpu().numpy(), rtol=0, atol=1e-12)
+    assert ds0 is not None
+
+
+def test_fast_loops_match_the_readable_ones() -> None:
+    """accel/recurrent's in-place loops (and the one-hot gather) give the readable loops' numbers."""
+    from chainrule.accel.recurrent import install, uninstall
+
+    for cell in ("lstm", "rnn"):
+        rng = np.random.default_rng(5)
+        net = build(f"onehot:6 {cell}:5 dense:6", (7,), seed=1, dtype=np.float64)
+        ids = rng.integers(0, 6, (3, 7)).astype(np.float64)
+        ys = rng.integers(0, 6, (3, 7))
+        net.layers[1].initial_state = tuple(rng.standard_normal((3, 5)) for _ in range(net.layers[1].state_size))
+        plain_cost = float(net.gradients(ids, ys))
+        plain = [p.grad.copy() for p in net.params]
+        assert install(net) == [f"numpy-{'lstm' if cell == 'lstm' else 'rnn-tanh'}+onehot-gather"]
+        assert abs(float(net.gradients(ids, ys)) - plain_cost) < 1e-14
+        for g, p in zip(plain, net.params, strict=True):
+            np.testing.assert_allclose(p.grad, g, rtol=0, atol=1e-13)
+        uninstall(net)
+        assert net.layers[1].kernel is None
