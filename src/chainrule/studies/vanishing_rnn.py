@@ -137,10 +137,12 @@ def run_rnn_study(
     symbols: int = 4,
     steps: int = 800,
     batch: int = 32,
-    lr: float = 0.005,
+    lr: float = 0.01,
+    forget_bias: float = 1.0,
     seed: int = 0,
 ) -> RNNVanishingResult:
-    """Train ``rnn:H`` (tanh) and ``lstm:H`` on the first-symbol task with Adam (``lr``, clip 1)
+    """Train ``rnn:H`` (tanh) and ``lstm:H`` (forget-gate bias ``forget_bias``; PyTorch's init
+    otherwise) on the first-symbol task with Adam (``lr``, clip 1)
     and measure ``‖∂E/∂h_t‖`` on a probe batch of 256 at initialisation and after ``steps`` steps."""
     rng = np.random.default_rng(seed)
     probe_x, probe_y = first_symbol_task(256, seq_len, symbols, rng)
@@ -152,6 +154,7 @@ def run_rnn_study(
             "steps": steps,
             "batch": batch,
             "optimizer": f"adam {lr}, clip 1",
+            "lstm_forget_bias": forget_bias,
             "probe": 256,
             "task": "label = first symbol",
             "seed": seed,
@@ -159,6 +162,8 @@ def run_rnn_study(
     )
     for cell in ("rnn", "lstm"):
         net = build(f"{cell}:{hidden} last dense:{symbols}", (seq_len, symbols), seed=seed, dtype=np.float64)
+        if cell == "lstm":  # the usual forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015)
+            net.layers[0].b.value[hidden : 2 * hidden] = forget_bias
         res.norms[cell] = {"init": hidden_gradient_norms(net, probe_x, probe_y).tolist()[::-1]}
         opt, clip = Adam(lr), ClipGradNorm(1.0)
         data_rng = np.random.default_rng(seed + 1)
