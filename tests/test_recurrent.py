@@ -277,7 +277,9 @@ def test_fast_loops_match_the_readable_ones() -> None:
         net = build(f"onehot:6 {cell}:5 dense:6", (7,), seed=1, dtype=np.float64)
         ids = rng.integers(0, 6, (3, 7)).astype(np.float64)
         ys = rng.integers(0, 6, (3, 7))
-        net.layers[1].initial_state = tuple(rng.standard_normal((3, 5)) for _ in range(net.layers[1].state_size))
+        net.layers[1].initial_state = tuple(
+            rng.standard_normal((3, 5)) for _ in range(net.layers[1].state_size)
+        )
         plain_cost = float(net.gradients(ids, ys))
         plain = [p.grad.copy() for p in net.params]
         assert install(net) == [f"numpy-{'lstm' if cell == 'lstm' else 'rnn-tanh'}+onehot-gather"]
