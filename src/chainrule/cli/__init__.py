@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args._argv = argv  # what a command that re-launches itself passes on (train --workers)
         if getattr(args, "_run", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

@@ -12,6 +12,7 @@ import numpy as np
 from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
+from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
 from chainrule.jobs.explain_rnn import explain_recurrent_arch, recurrent_arch
 from chainrule.nn.builders import mlp
@@ -49,6 +50,7 @@ class ExplainConfig:
     out: str | None = None  # write here (atomically) too
     arch: str | None = None  # layer words (nn/spec.py), with input_shape
     input_shape: list[int] | None = None
+    rbm: list[int] | None = None  # issue 10: D,H of a tiny RBM: one CD-1 step instead
 
 
 @dataclass
@@ -65,6 +67,8 @@ def run_explain(cfg: ExplainConfig) -> ExplainOutput:
         if cfg.out:
             atomic_write_text(cfg.out, text)
         return ExplainOutput(text=text, ok=ok)
+    if cfg.rbm:  # issue 10: one CD-1 step of a tiny RBM
+        return _explain_rbm(cfg)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)
@@ -79,6 +83,17 @@ def run_explain(cfg: ExplainConfig) -> ExplainOutput:
     if cfg.out:
         atomic_write_text(cfg.out, text)
     return ExplainOutput(text=text, ok=ok)
+
+
+def _explain_rbm(cfg: ExplainConfig) -> ExplainOutput:
+    if len(cfg.rbm or []) != 2:
+        raise ConfigError(f"--rbm takes D,H (visible,hidden), got {cfg.rbm}")
+    d, h = cfg.rbm  # type: ignore[misc]
+    st = explain_cd1(d, h, v0=cfg.input, batch=cfg.batch, lr=cfg.lr or 0.1, seed=cfg.seed)
+    text = render_cd1(st, cfg.format)
+    if cfg.out:
+        atomic_write_text(cfg.out, text)
+    return ExplainOutput(text=text, ok=st.ok)
 
 
 def _network(cfg: ExplainConfig) -> tuple[Any, list[str]]:

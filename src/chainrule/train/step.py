@@ -29,7 +29,12 @@ __all__ = ["EpochRunner", "GradHook", "PlainRunner", "make_runner", "take_rows"]
 
 
 class GradHook(Protocol):
-    """Stage two of a step: sees (and may change) every ``param.grad`` before the update."""
+    """Stage two of a step: sees (and may change) every ``param.grad`` before the update.
+
+    A hook may also define ``grads_ready(positions)``: the fast runner then calls it during
+    backward with the positions (in ``net.params``) of each layer's finished gradients, so that
+    an all-reduce can start sending them early (:class:`chainrule.parallel.GradAllreduce`).
+    """
 
     def __call__(self, params: Sequence[Param]) -> None: ...
 

@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="T,D",
         help="per-sample input shape for --arch (a sequence: T steps of D values)",
     )
+    # issue 10: one CD-1 step of a tiny RBM instead of a backprop step
+    net.add_argument("--rbm", type=c.int_list(2, 1, "rbm", "6,3"), metavar="D,H", help="one CD-1 step of a D x H RBM")
     p.add_argument("--activation", default="sigmoid", choices=hidden_activations(), help="hidden activation")
     p.add_argument("--loss", default="squared", choices=LOSSES, help="loss of a fresh MLP (default squared)")
     p.add_argument("--seed", type=c.nonneg_int, default=0, help="weights and any random input (default 0)")
