@@ -41,7 +41,7 @@ def test_every_layer_gives_the_same_forward_and_backward_on_numpy_and_torch(kind
     ref, shape = _layer(kind)
     other, _ = _layer(kind)
     other.to(TORCH_CPU, "float64")
-    x = rng.standard_normal((7, *shape))  # the example's own sample shape (images for conv layers)
+    x = ref.example_input(rng, shape, 7)  # any sample shape; token ids for onehot/embed
     y_np, ctx_np = ref.forward(x)
     y_t, ctx_t = other.forward(TORCH_CPU.asarray(x))
     assert isinstance(y_t, torch.Tensor) and y_t.dtype == torch.float64

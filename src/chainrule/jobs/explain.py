@@ -14,6 +14,7 @@ from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
+from chainrule.jobs.explain_rnn import explain_recurrent_arch, recurrent_arch
 from chainrule.jobs.explain_spec import explain_spec_step
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
@@ -60,6 +61,13 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    if cfg.arch is not None and recurrent_arch(cfg.arch):  # issue 9: BPTT unrolled, in its own module
+        text, ok = explain_recurrent_arch(
+            cfg.arch, cfg.input_shape, cfg.batch, cfg.label, cfg.seed, cfg.format
+        )
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
     if cfg.rbm:  # issue 10: one CD-1 step of a tiny RBM
         return _explain_rbm(cfg)
     if cfg.arch is not None or cfg.input_shape is not None:  # a layer-spec network (issue 8)

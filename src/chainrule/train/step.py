@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.accel import make_fast_runner
+from chainrule.accel.recurrent import install as install_recurrent
 from chainrule.backend import namespace
 from chainrule.backend.memory import reuse_freed_memory
 from chainrule.nn.functional import count_correct
@@ -110,6 +111,7 @@ def make_runner(
     if net.backend.name == "numpy":
         reuse_freed_memory()  # each step's large temporaries land on the last step's pages
     if fast:
+        install_recurrent(net)  # the recurrent layers' in-place time loops (NumPy LSTM, tanh RNN)
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner
