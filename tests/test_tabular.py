@@ -250,7 +250,11 @@ def resume_under_kills(tmp_path: Path, kills: int, epochs: int = 40) -> int:
     data = _table(tmp_path / "t.csv", n=600)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     ref = tmp_path / "ref.safetensors"
+    t0 = time.perf_counter()
     subprocess.run(_train_argv(data, ref, tmp_path / "ck_ref", epochs), check=True, env=env)
+    # kill within about one epoch of a fresh checkpoint, so each resume redoes a little and the
+    # kills keep landing whatever the machine's speed (start-up is most of the wall time)
+    window = max(0.01, 2.0 * (time.perf_counter() - t0) / epochs)
     model, ckpt = tmp_path / "m.safetensors", tmp_path / "ck"
     rng = np.random.default_rng(123)
     landed = 0
@@ -263,7 +267,7 @@ def resume_under_kills(tmp_path: Path, kills: int, epochs: int = 40) -> int:
         if landed < kills:
             while proc.poll() is None and _stamp(ckpt / "checkpoint.npz") == before:
                 time.sleep(0.01)
-            time.sleep(float(rng.uniform(0.0, 0.4)))
+            time.sleep(float(rng.uniform(0.0, window)))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 landed += 1
