@@ -13,6 +13,7 @@ from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.io.serialize import load
+from chainrule.jobs.common import check_outputs
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
 
@@ -55,6 +56,7 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    check_outputs({"--out": cfg.out}, {"--model": cfg.model})
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)

@@ -13,7 +13,7 @@ from chainrule.backend import get_backend
 from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError
 from chainrule.io.serialize import save
-from chainrule.jobs.common import Log, check_writable, load_dataset, require_packages, say
+from chainrule.jobs.common import Log, check_outputs, load_dataset, require_packages, say
 from chainrule.nn.builders import mlp
 from chainrule.report.html import write_report
 from chainrule.report.plots import plot_history
@@ -70,8 +70,10 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
     """Run ``cfg``: everything that can fail early (backend, output folders, optional packages, the
     data, the layer sizes) fails before training. ``log`` receives status lines (the dataset)."""
     backend = get_backend(cfg.backend, cfg.device)
-    for out in (cfg.save, cfg.plot, cfg.log, cfg.report):
-        check_writable(out)
+    check_outputs(
+        {"--save": cfg.save, "--plot": cfg.plot, "--log": cfg.log, "--report": cfg.report},
+        {"--data": cfg.data, "--data-dir": cfg.data_dir},
+    )
     require_packages(
         [
             ("safetensors", "--save", "cli", cfg.save),
@@ -79,7 +81,13 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
         ]
     )
     data = load_dataset(
-        cfg.data, cfg.data_dir, target=cfg.target, download=cfg.download, seed=cfg.seed, progress=cfg.progress
+        cfg.data,
+        cfg.data_dir,
+        target=cfg.target,
+        download=cfg.download,
+        seed=cfg.seed,
+        progress=cfg.progress,
+        min_classes=2,
     )
     say(log, data.summary())
     layers = _layers(cfg, data.n_features, data.n_classes)
