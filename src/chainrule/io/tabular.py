@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.io.csvstream import bounded_lines
 from chainrule.io.dataset import Dataset, PathArg, as_index, check_xy, holdout_split
 
 __all__ = ["load_csv"]
@@ -48,7 +49,7 @@ def _read_rows(p: Path) -> _Table:
     lines: list[int] = []
     try:
         with open(p, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(bounded_lines(fh, str(p)))  # each line capped (chainrule.limits)
             for row in reader:
                 cells = [c.strip() for c in row]
                 if any(cells):
