@@ -238,6 +238,10 @@ def history_from_dict(d: Any, source: str = "run record") -> History:
     best = d.get("best_epoch")
     if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
         raise RunRecordError(f"{source}: 'history.best_epoch' must be an integer or null")
+    if not isinstance(d.get("stopped_early", False), bool):
+        raise RunRecordError(f"{source}: 'history.stopped_early' must be true or false")
+    if not isinstance(d.get("runner", ""), str):
+        raise RunRecordError(f"{source}: 'history.runner' must be a string")
     return History(
         epochs=[{k: _from_json_number(v) for k, v in e.items()} for e in epochs],
         stopped_early=bool(d.get("stopped_early", False)),
