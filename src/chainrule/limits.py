@@ -22,7 +22,7 @@ __all__ = ["LIMITS", "Limits", "check_classes", "check_params", "override"]
 @dataclass
 class Limits:
     max_params: int = 50_000_000  # 200 MB of float32 weights, ~1 GB with gradients and optimiser state
-    max_classes: int = 10_000  # one-hot targets of N samples take N * max_classes floats
+    max_classes: int = 1_000  # one-hot targets take N·K floats, the confusion matrix K² counts
     max_line_bytes: int = 1 << 20  # one CSV line (1 MiB)
     max_field_bytes: int = 1 << 16  # one CSV field (64 KiB); a number needs a few dozen bytes
 

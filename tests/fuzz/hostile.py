@@ -32,13 +32,17 @@ from chainrule.cli import main
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``root`` (hidden ones included)."""
+    """``{relative path: sha256}`` of every file under ``root`` (hidden ones included; a symlink
+    by its target)."""
     out = {}
     for dirpath, _, files in os.walk(root):
         for name in files:
             p = Path(dirpath) / name
             try:
-                out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_symlink():  # never follow: a link may point at /dev/zero
+                    out[str(p.relative_to(root))] = "-> " + os.readlink(p)
+                else:
+                    out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
             except OSError:
                 out[str(p.relative_to(root))] = "<unreadable>"
     return out
@@ -537,7 +541,7 @@ def _csv_variant(kind: str) -> Callable[..., list[str]]:
                 "nan",
                 "inf",
                 str(10**9),
-                str(int(rng.integers(10_001, 10**7))),
+                str(int(rng.integers(1_001, 10**7))),
             ][int(rng.integers(7))]
         elif kind == "one class" and not predict:
             for r in rows[1:]:
@@ -764,7 +768,7 @@ def _n_nan(d: Path, rng: np.random.Generator, value: Any) -> list[str]:
 def _n_labels(d: Path, rng: np.random.Generator, value: Any) -> list[str]:
     x, y = valid_xy()
     yy = y.astype(np.float64)
-    yy[int(rng.integers(len(yy)))] = [-1, 0.5, np.nan, 10**9, 20_000][int(rng.integers(5))]
+    yy[int(rng.integers(len(yy)))] = [-1, 0.5, np.nan, 10**9, 2_000][int(rng.integers(5))]
     return _np_cmd(d, "f.npz", npz_arrays(x=x, y=yy))
 
 
