@@ -305,7 +305,7 @@ def load_with_info(path: str | os.PathLike[str], dtype: Any = None) -> tuple[Seq
                 raise ModelFileError(f"{name}: tensor {key!r} contains NaN or Inf")
             p.value = arr.astype(dtype or dt, copy=False)
             if isinstance(p, Param):
-                p.grad = np.zeros_like(p.value)
+                p.grad = np.zeros(p.value.shape, p.value.dtype)  # calloc: no pages touched yet
     return net, info
 
 
