@@ -4,6 +4,7 @@ evaluation, and the outputs asked for (model, plot, run record, HTML report); re
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,10 +12,12 @@ import numpy as np
 
 from chainrule.backend import get_backend
 from chainrule.backend.threads import limit_threads
-from chainrule.errors import ConfigError
+from chainrule.errors import ConfigError, ShapeError
 from chainrule.io.serialize import save
 from chainrule.jobs.common import Log, check_outputs, load_dataset, require_packages, say
 from chainrule.nn.builders import mlp
+from chainrule.nn.spec import build as build_spec
+from chainrule.nn.spec import input_rank
 from chainrule.report.html import write_report
 from chainrule.report.plots import plot_history
 from chainrule.report.record import Evaluation, RunRecord
@@ -35,6 +38,7 @@ class TrainConfig:
     download: bool = False
     target: str | None = None
     layers: list[int] | None = None
+    arch: str | None = None
     activation: str = "relu"
     output_activation: str = "auto"
     loss: str = "softmax-ce"
@@ -90,17 +94,21 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
         min_classes=2,
     )
     say(log, data.summary())
-    layers = _layers(cfg, data.n_features, data.n_classes)
     lr = cfg.lr if cfg.lr is not None else default_lr(cfg.optimizer)
-    net = mlp(
-        layers,
-        cfg.activation,
-        loss=cfg.loss,
-        output_activation=cfg.output_activation,
-        init=cfg.init,
-        seed=cfg.seed,
-        dtype=np.dtype(cfg.dtype),
-    )
+    if cfg.arch is not None:
+        layers = None
+        net = _arch_net(cfg, data)
+    else:
+        layers = _layers(cfg, data.n_features, data.n_classes)
+        net = mlp(
+            layers,
+            cfg.activation,
+            loss=cfg.loss,
+            output_activation=cfg.output_activation,
+            init=cfg.init,
+            seed=cfg.seed,
+            dtype=np.dtype(cfg.dtype),
+        )
     net.to(backend, cfg.dtype)
     flow = None
     if cfg.flow_interval or cfg.report or cfg.log:
@@ -120,6 +128,42 @@ def run_train(cfg: TrainConfig, *, log: Log = None) -> RunRecord:
     )
     _write_outputs(cfg, record, net, data)
     return record
+
+
+def _arch_net(cfg: TrainConfig, data: Any) -> Any:
+    """The ``--arch`` network, fed the data's samples in the shape its first layer reads: rows,
+    images ``(C, H, W)`` or sequences ``(T, D)`` (see :func:`sample_shape_for`)."""
+    if cfg.layers is not None:
+        raise ConfigError("give either --arch or --layers, not both")
+    shape = sample_shape_for(input_rank(cfg.arch), data.sample_shape, getattr(data, "image_shape", None))
+    net = build_spec(cfg.arch, shape, loss=cfg.loss, seed=cfg.seed, dtype=np.dtype(cfg.dtype), init=cfg.init)
+    out = net.output_shape()
+    binary_single = cfg.loss in ("bce", "squared") and out == (1,) and data.n_classes == 2
+    if out != (data.n_classes,) and not binary_single:
+        raise ConfigError(f"--arch gives outputs of shape {out} but the data has {data.n_classes} classes")
+    return net
+
+
+def sample_shape_for(
+    rank: int | None, have: tuple[int, ...], image_shape: tuple[int, ...] | None = None
+) -> tuple[int, ...]:
+    """The per-sample shape to feed a network whose first layer reads ``rank`` axes, from data whose
+    samples have shape ``have``: unchanged when the ranks agree; flat rows of ``S·S`` values become
+    ``(1, S, S)`` images (rank 3) or ``S`` steps of ``S`` values (rank 2, a digit row by row);
+    ``image_shape`` overrides the square guess. Anything else is a :class:`ShapeError`."""
+    if rank is None or rank == len(have):
+        return tuple(have)
+    n = math.prod(have)
+    if rank == 1:
+        return (n,)
+    if image_shape is not None and math.prod(image_shape) == n:
+        shape = tuple(image_shape)
+        return shape if rank == 3 else shape[-2:] if rank == 2 and shape[0] == 1 else shape
+    side = math.isqrt(n)
+    if side * side == n and rank in (2, 3):
+        return (1, side, side) if rank == 3 else (side, side)
+    what = "(C, H, W) images" if rank == 3 else "(T, D) sequences"
+    raise ShapeError(f"samples of {n} values do not factor into the {what} the first --arch layer reads")
 
 
 def _layers(cfg: TrainConfig, n_features: int, n_classes: int) -> list[int]:

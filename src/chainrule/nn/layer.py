@@ -21,7 +21,9 @@ class in one file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -35,12 +37,54 @@ __all__ = [
     "Elementwise",
     "Hook",
     "Layer",
+    "SpecContext",
     "activation_kinds",
     "layer_from_config",
     "register_layer",
+    "spec_number",
 ]
 
 Shape = tuple[int, ...]
+
+
+@dataclass
+class SpecContext:
+    """What :meth:`Layer.from_spec` may use besides the layer's config: the weight generator, the
+    dtype, and the initialiser chosen for it (``"auto"`` already resolved by the spec builder)."""
+
+    rng: np.random.Generator
+    dtype: Any = np.float32
+    init: str = "xavier"
+
+
+def spec_number(
+    args: dict[str, str],
+    name: str,
+    kind: type = int,
+    default: float | None = None,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> Any:
+    """Argument ``name`` of a spec word as ``kind`` (int or float) within ``[lo, hi]``, or ``default``
+    when absent; a :class:`ConfigError` names the argument otherwise."""
+    raw = args.get(name)
+    if raw is None:
+        if default is None:
+            raise ConfigError(f"missing {name.upper()}")
+        return kind(default)
+    try:
+        value = kind(raw) if kind is float else int(raw, 10)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{name.upper()} must be {'an integer' if kind is int else 'a number'}, got {raw!r}"
+        ) from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{name.upper()} must be finite, got {raw!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bound = f"at least {lo}" if hi is None else f"at most {hi}" if lo is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{name.upper()} must be {bound}, got {raw!r}")
+    return value
 
 
 class Layer:
@@ -55,6 +99,10 @@ class Layer:
             element-wise activation, ``f'(z)``: what ``δ = ∂E/∂a ⊙ f'(z)`` multiplies by).
         elementwise: True when ``y_i = f(x_i)`` (a diagonal Jacobian: ``dx = dy ⊙ f'``).
         default_init: the weight initialiser that suits the activation after a Dense layer.
+        spec: the layer's word in the layer-spec language (:mod:`chainrule.nn.spec`), as a
+            signature: ``"dense:OUT"``, ``"conv:OUT:K[:STRIDE[:PAD]]"``. Empty: not in the language.
+        input_rank: the per-sample rank the layer reads (1 rows, 2 sequences ``(T, D)``, 3 images
+            ``(C, H, W)``); ``None`` for any shape.
 
     Placeholders: the text and LaTeX templates may name ``%(l)s`` (this layer's index ``l``, as
     in ``a^%(l)s`` or ``a^{%(l)s}``) and ``%(p)s`` (the previous layer's, ``l − 1``); renderers fill
@@ -71,6 +119,8 @@ class Layer:
     derivative_latex: ClassVar[str] = ""
     elementwise: ClassVar[bool] = False
     default_init: ClassVar[str] = "xavier"
+    spec: ClassVar[str] = ""
+    input_rank: ClassVar[int | None] = None
 
     params: list[Param]
     buffers: list[Buffer]
@@ -137,6 +187,21 @@ class Layer:
         except TypeError as exc:
             raise ConfigError(f"bad options for layer {cls.kind!r}: {exc}") from None
 
+    @classmethod
+    def spec_config(cls, args: dict[str, str], input_shape: Shape) -> dict[str, Any]:
+        """The :meth:`config` a spec word's arguments give for samples of ``input_shape`` (no
+        allocation: the builder bounds the parameter count from it with :meth:`state_shapes`).
+        The default is a layer without arguments."""
+        if args:
+            raise ConfigError(f"{cls.kind} takes no arguments")
+        return {"type": cls.kind}
+
+    @classmethod
+    def from_spec(cls, cfg: dict[str, Any], ctx: SpecContext) -> Layer:
+        """Build the layer :meth:`spec_config` described, with fresh weights from ``ctx``. The default
+        passes the config to the constructor (layers with weights add ``init``/``rng``/``dtype``)."""
+        return cls.from_config({k: v for k, v in cfg.items() if k != "type"}, ctx.dtype)
+
     def extra_repr(self) -> str:
         return ""
 
@@ -165,6 +230,12 @@ class Elementwise(Layer):
     """
 
     elementwise = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """An activation is a word of the layer-spec language under its own kind (``relu``)."""
+        super().__init_subclass__(**kwargs)
+        if cls.kind and "spec" not in cls.__dict__:
+            cls.spec = cls.kind
 
     def f(self, z: Any) -> Any:
         raise NotImplementedError

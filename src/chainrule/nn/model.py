@@ -16,6 +16,7 @@ decayed and saved once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,10 +203,26 @@ class Sequential:
                 raise ShapeError(f"input has {shape[1]} features but the network expects {want[0]}")
             raise ShapeError(f"input samples have shape {shape[1:]} but the network expects {want}")
 
+    def as_batch(self, x: Any) -> Any:
+        """``x`` as a batch ``(N, *input_shape)``: flat rows ``(N, C·H·W)`` are viewed as images
+        ``(N, C, H, W)`` (or sequences) when the sizes agree, without a copy; anything else is
+        checked by :meth:`check_input`."""
+        want = self.input_shape
+        shape = tuple(getattr(x, "shape", ()))
+        if want is not None and len(want) > 1 and len(shape) == 2 and shape[1] == math.prod(want):
+            return namespace(x).reshape(x, (shape[0], *want))
+        if want is not None and len(want) > 1 and len(shape) == 2:
+            raise ShapeError(
+                f"data of {shape[1]} features does not factor into the sample shape {want} the network "
+                f"expects ({math.prod(want)} values)"
+            )
+        self.check_input(x)
+        return x
+
     # -- the driver --------------------------------------------------------------------------
     def forward(self, x: Any) -> Any:
         """Run every layer in order, recording the tape; returns the last layer's output."""
-        self.check_input(x)
+        x = self.as_batch(x)
         self.tape = []
         for i, layer in enumerate(self.layers):
             y, ctx = layer.forward(x)
@@ -265,7 +282,7 @@ class Sequential:
     # -- predictions ---------------------------------------------------------------------------
     def predict_scores(self, x: Any, batch_size: int = 4096) -> Any:
         """Forward pass in batches (no gradients needed); returns the last layer's output."""
-        self.check_input(x)
+        x = self.as_batch(x)
         n = x.shape[0]
         if n <= batch_size:
             return self.forward(x)

@@ -58,7 +58,7 @@ def _check_data(net: Sequential, x: Any, y: Any, where: str) -> None:
         raise DataError(f"{where}: no samples")
     if y.shape[0] != x.shape[0]:
         raise DataError(f"{where}: {x.shape[0]} samples but {y.shape[0]} labels")
-    net.check_input(x)
+    net.as_batch(x)
     out_dim = net.output_dim()
     if y.ndim == 1 and out_dim is not None and out_dim > 1:
         yn = to_numpy(y)

@@ -14,6 +14,7 @@ from chainrule.nn.builders import hidden_activations
 from chainrule.nn.init import INITIALIZERS
 from chainrule.nn.layer import activation_kinds
 from chainrule.nn.losses import LOSSES
+from chainrule.nn.spec import spec_help
 from chainrule.optim import OPTIMIZERS
 from chainrule.report.record import RunRecord
 
@@ -32,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=c.layer_sizes,
         metavar="D,H,...,K",
         help="layer sizes (default: D,256,128,K from the data)",
+    )
+    p.add_argument(
+        "--arch",
+        metavar="SPEC",
+        help="any architecture as layer words, e.g. 'conv:32:3 relu maxpool:2 flatten dense:10' "
+        "(words: " + spec_help() + "); replaces --layers/--activation",
     )
     p.add_argument(
         "--activation",

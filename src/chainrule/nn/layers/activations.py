@@ -15,7 +15,7 @@ from typing import Any
 
 from chainrule.backend import namespace
 from chainrule.nn.functional import sigmoid, softmax, softplus
-from chainrule.nn.layer import Elementwise, Layer, register_layer
+from chainrule.nn.layer import Elementwise, Layer, register_layer, spec_number
 
 __all__ = ["Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Softplus", "Tanh"]
 
@@ -102,6 +102,7 @@ class LeakyReLU(Elementwise):
     """
 
     kind = "leaky_relu"
+    spec = "leaky_relu[:ALPHA]"
     symbol, symbol_latex = "LeakyReLU", r"\operatorname{LeakyReLU}"
     formula, formula_latex = (
         "a = z if z > 0 else α z",
@@ -114,6 +115,10 @@ class LeakyReLU(Elementwise):
     def __init__(self, alpha: float = 0.01) -> None:
         super().__init__()
         self.alpha = float(alpha)
+
+    @classmethod
+    def spec_config(cls, args: dict[str, str], input_shape: tuple[int, ...]) -> dict[str, Any]:
+        return {"type": cls.kind, "alpha": spec_number(args, "alpha", float, 0.01, lo=0.0)}
 
     @classmethod
     def example(cls, rng: Any, dtype: Any = None) -> tuple[Layer, tuple[int, ...]]:
@@ -164,6 +169,7 @@ class Softmax(Layer):
     """
 
     kind = "softmax"
+    spec = "softmax"
     symbol, symbol_latex = "softmax", r"\operatorname{softmax}"
     formula, formula_latex = "s = e^z / Σ_k e^(z_k)", r"s_j = \frac{e^{z_j}}{\sum_k e^{z_k}}"
     derivative = "s ⊙ (dy − Σ_j dy_j s_j)"

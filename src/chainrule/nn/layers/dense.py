@@ -19,10 +19,10 @@ import numpy as np
 from chainrule.backend import namespace
 from chainrule.errors import ConfigError, ShapeError
 from chainrule.nn.init import init_weight
-from chainrule.nn.layer import Layer, register_layer
+from chainrule.nn.layer import Layer, SpecContext, register_layer, spec_number
 from chainrule.nn.params import Param
 
-__all__ = ["Dense", "TiedDense", "affine_params", "positive_ints"]
+__all__ = ["Dense", "TiedDense", "affine_params", "positive_ints", "rows_width"]
 
 
 def positive_ints(cfg: dict[str, Any], *keys: str) -> tuple[int, ...]:
@@ -63,6 +63,17 @@ def affine_params(
     return Param(W, "W", decay=True), Param(b, "b")
 
 
+def rows_width(kind: str, input_shape: tuple[int, ...]) -> int:
+    """The feature count ``D`` of rows ``(D,)``; any other per-sample shape is a :class:`ShapeError`
+    that says how to get rows (``flatten`` after images, ``last`` after a sequence)."""
+    if len(input_shape) != 1:
+        raise ShapeError(
+            f"{kind} reads rows (D,), got samples of shape {tuple(input_shape)}: put "
+            f"'flatten' (images) or 'last' (sequences) before it"
+        )
+    return int(input_shape[0])
+
+
 def check_features(layer: Any, x: Any) -> None:
     if x.shape[-1] != layer.in_features:
         raise ShapeError(
@@ -91,6 +102,8 @@ class Dense(Layer):
     )
     derivative = "∂E/∂W = xᵀ δ,  ∂E/∂b = Σ_rows δ,  ∂E/∂x = δ Wᵀ"
     derivative_latex = r"\frac{\partial E}{\partial W^{%(l)s}} = (a^{%(p)s})^{\top} \delta^{%(l)s}"
+    spec = "dense:OUT"
+    input_rank = 1
 
     def __init__(self, in_features: int, out_features: int, **affine: Any) -> None:
         """``affine``: ``init`` (default ``"xavier"``), ``scale``, ``rng`` (a seed or NumPy Generator),
@@ -119,6 +132,18 @@ class Dense(Layer):
     @classmethod
     def example(cls, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[Layer, tuple[int, ...]]:
         return cls(5, 4, rng=rng, dtype=dtype), (5,)
+
+    @classmethod
+    def spec_config(cls, args: dict[str, str], input_shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "type": cls.kind,
+            "in_features": rows_width(cls.kind, input_shape),
+            "out_features": spec_number(args, "out", lo=1),
+        }
+
+    @classmethod
+    def from_spec(cls, cfg: dict[str, Any], ctx: SpecContext) -> Layer:
+        return cls(cfg["in_features"], cfg["out_features"], init=ctx.init, rng=ctx.rng, dtype=ctx.dtype)
 
     def forward(self, x: Any) -> tuple[Any, Any]:
         check_features(self, x)

@@ -17,8 +17,8 @@ import numpy as np
 
 from chainrule.backend import namespace
 from chainrule.errors import ConfigError
-from chainrule.nn.layer import Layer, register_layer
-from chainrule.nn.layers.dense import affine_params, check_features, positive_ints
+from chainrule.nn.layer import Layer, SpecContext, register_layer, spec_number
+from chainrule.nn.layers.dense import affine_params, check_features, positive_ints, rows_width
 
 __all__ = ["Maxout"]
 
@@ -37,6 +37,8 @@ class Maxout(Layer):
     """
 
     kind = "maxout"
+    spec = "maxout:OUT[:K]"
+    input_rank = 1
     formula, formula_latex = (
         "h_i = max_j (x W_ij + b_ij)",
         r"h_i = \max_{j \in [1,k]} (a^{%(p)s} W_{\cdot ij} + b_{ij})",
@@ -71,6 +73,21 @@ class Maxout(Layer):
     @classmethod
     def example(cls, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[Layer, tuple[int, ...]]:
         return cls(5, 4, 3, rng=rng, dtype=dtype), (5,)
+
+    @classmethod
+    def spec_config(cls, args: dict[str, str], input_shape: tuple[int, ...]) -> dict[str, Any]:
+        return {
+            "type": cls.kind,
+            "in_features": rows_width(cls.kind, input_shape),
+            "out_features": spec_number(args, "out", lo=1),
+            "k": spec_number(args, "k", default=2, lo=1),
+        }
+
+    @classmethod
+    def from_spec(cls, cfg: dict[str, Any], ctx: SpecContext) -> Layer:
+        return cls(
+            cfg["in_features"], cfg["out_features"], cfg["k"], init=ctx.init, rng=ctx.rng, dtype=ctx.dtype
+        )
 
     def forward(self, x: Any) -> tuple[Any, Any]:
         xp = namespace(x)

@@ -25,6 +25,7 @@ class Flatten(Layer):
     ``dx = dy`` reshaped back to ``(N, *shape)``."""
 
     kind = "flatten"
+    spec = "flatten"
     symbol, symbol_latex = "flatten", r"\operatorname{vec}"
     formula, formula_latex = "y = vec(x)", r"y_n = \operatorname{vec}(x_n)"
     derivative, derivative_latex = (
