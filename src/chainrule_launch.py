@@ -12,7 +12,16 @@ import _signal  # the C module: ``signal`` imports enum, which takes a moment we
 import sys
 
 INTERRUPTED = 130
+TERMINATED = 143
 _seen: list[int] = []
+
+
+class _Terminated(BaseException):
+    """SIGTERM before ``chainrule.cli.main`` installs its own handler (which cleans temp files)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -27,10 +36,14 @@ def _interrupted() -> int:
 
 def main() -> int:
     _signal.signal(_signal.SIGINT, _on_sigint)
+    _signal.signal(_signal.SIGTERM, _on_sigterm)
     try:
         from chainrule.cli import main as cli_main
     except KeyboardInterrupt:
         return _interrupted()
+    except _Terminated:
+        sys.stderr.write("chainrule: error: terminated\n")
+        return TERMINATED
     except Exception as exc:
         if _seen:
             return _interrupted()
@@ -43,10 +56,14 @@ def main() -> int:
         return cli_main()
     except KeyboardInterrupt:
         return _interrupted()
+    except _Terminated:
+        sys.stderr.write("chainrule: error: terminated\n")
+        return TERMINATED
 
 
 def entry() -> None:  # pragma: no cover - console script
     _signal.signal(_signal.SIGINT, _on_sigint)
+    _signal.signal(_signal.SIGTERM, _on_sigterm)
     try:
         code = main()
         sys.stdout.flush()
