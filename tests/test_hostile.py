@@ -503,3 +503,12 @@ def test_vanishing_no_plots_writes_nothing_anywhere(tmp_path: Path, monkeypatch:
     )
     assert rc == 0, err
     assert (out / "vanishing.json").exists()  # the same command without --no-plots does write there
+
+
+def test_info_with_non_finite_numbers_still_round_trips(tmp_path: Path) -> None:
+    """The loader reads strict JSON, so ``save`` writes NaN/Inf in ``info`` as null."""
+    from chainrule.io.serialize import load_with_info
+
+    save(mlp([4, 3, 2]), tmp_path / "m.safetensors", info={"best": float("nan"), "x": [1.0, float("inf")]})
+    _, info = load_with_info(tmp_path / "m.safetensors")
+    assert info == {"best": None, "x": [1.0, None]}

@@ -61,9 +61,20 @@ def save(net: Sequential, path: str | os.PathLike[str], info: dict[str, Any] | N
     metadata = {
         "chainrule_format": FORMAT_VERSION,
         "architecture": json.dumps(net.config()),
-        "info": json.dumps(info or {}, default=_json_or_str),
+        "info": json.dumps(_finite_json(info or {}), default=_json_or_str),
     }
     atomic_write_bytes(path, stn.save(tensors, metadata=metadata))
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with NaN/Inf floats as None: the loader reads strict JSON, which has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_json(v) for v in value]
+    return value
 
 
 def _json_or_str(obj: Any) -> Any:
