@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import os
 import resource
+import sys
 import tempfile
 from pathlib import Path
 
-import hostile as h
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # no conftest here: tests/conftest.py is "conftest"
+
+import hostile as h
 
 EXAMPLES = int(os.environ.get("CHAINRULE_FUZZ_EXAMPLES", "60"))
 PEAK_JUMP_MB = 256  # the most one hostile case may raise the process's peak RSS
