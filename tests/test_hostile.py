@@ -445,10 +445,30 @@ def test_temp_file_of_a_killed_writer_is_removed_by_the_next_write(tmp_path: Pat
     p.wait()
     stale = tmp_path / f".m.safetensors.{dead}.abc123.tmp"
     stale.write_bytes(bytes(1000))
-    alive = tmp_path / f".m.safetensors.{os.getppid()}.abc123.tmp"
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a live writer
+    alive = tmp_path / f".m.safetensors.{writer.pid}.abc123.tmp"
     alive.write_bytes(b"someone else's write in progress")
-    save(mlp([4, 3, 2]), tmp_path / "m.safetensors")
-    assert not stale.exists() and alive.exists()
+    try:
+        save(mlp([4, 3, 2]), tmp_path / "m.safetensors")
+        assert not stale.exists() and alive.exists()
+        time.sleep(0.2)
+        assert writer.poll() is None  # probed with signal 0: never sent a real signal
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_limits_are_inclusive_bounds() -> None:
+    from chainrule import limits
+
+    with limits.override(max_params=26, max_classes=3):
+        limits.check_params(26, "net")
+        limits.check_classes(3, "data")
+        with pytest.raises(limits.ConfigError, match="27 parameters"):
+            limits.check_params(27, "net")
+        with pytest.raises(limits.DataError, match="4 classes"):
+            limits.check_classes(4, "data")
+    assert limits.LIMITS.max_params == limits.Limits().max_params  # restored
 
 
 # --- atomic writes have teeth ----------------------------------------------------------------
