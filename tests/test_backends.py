@@ -32,17 +32,16 @@ TORCH_CPU = get_backend("torch", "cpu")
 
 def _layer(kind: str):
     """The registered class's own example (the same weights every call)."""
-    layer, shape = LAYERS[kind].example(np.random.default_rng(0), np.float64)
-    return layer, shape[0]
+    return LAYERS[kind].example(np.random.default_rng(0), np.float64)
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_every_layer_gives_the_same_forward_and_backward_on_numpy_and_torch(kind: str) -> None:
     rng = np.random.default_rng(11)
-    ref, d = _layer(kind)
+    ref, shape = _layer(kind)
     other, _ = _layer(kind)
     other.to(TORCH_CPU, "float64")
-    x = rng.standard_normal((7, d))
+    x = ref.example_input(rng, shape, 7)  # any sample shape; token ids for onehot/embed
     y_np, ctx_np = ref.forward(x)
     y_t, ctx_t = other.forward(TORCH_CPU.asarray(x))
     assert isinstance(y_t, torch.Tensor) and y_t.dtype == torch.float64

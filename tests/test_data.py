@@ -529,7 +529,10 @@ def test_csv_fractional_label(tmp_path: Path) -> None:
     p = tmp_path / "reg.csv"
     p.write_text("1,2,0\n3,4,0.5\n")
     with pytest.raises(DataError, match=r"label '0\.5' is not a non-negative integer"):
-        load_csv(p)
+        load_csv(p, task="classify")
+    # without --task, a fractional target is a quantity: a regression (issue 11)
+    d = load_csv(p, test_fraction=0)
+    assert d.task == "regress" and d.y_train.dtype == np.float32 and sorted(d.y_train) == [0.0, 0.5]
 
 
 def test_csv_target_name_without_header(tmp_path: Path) -> None:
@@ -924,7 +927,7 @@ def test_npz_nd_validation_errors(tmp_path: Path) -> None:
         load_arrays(tmp_path / "nan.npz", flatten=False)
     np.savez(tmp_path / "frac.npz", x=good, y=np.array([0, 1.5, 0, 1]))
     with pytest.raises(DataError, match=r"frac\.npz: label 1\.5 at index 1 is not a whole number"):
-        load_arrays(tmp_path / "frac.npz", flatten=False)
+        load_arrays(tmp_path / "frac.npz", flatten=False, task="classify")
     np.savez(tmp_path / "len.npz", x=good, y=labels[:3])
     with pytest.raises(DataError, match="mismatched lengths: 4 samples in x but 3 labels"):
         load_arrays(tmp_path / "len.npz", flatten=False)

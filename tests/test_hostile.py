@@ -210,11 +210,15 @@ def test_predict_on_urandom_is_one_line(tmp_path: Path) -> None:
     h.refused(["predict", "--model", "m.safetensors", "--input", "r.csv"], tmp_path)
 
 
-def test_predict_on_an_npz_is_one_line(tmp_path: Path) -> None:
+def test_predict_on_an_npz_without_features_is_one_line(tmp_path: Path) -> None:
+    """``predict`` reads an ``.npz``'s ``x`` (issue 11); one without ``x`` and with several arrays is
+    one line, not a traceback."""
     (tmp_path / "m.safetensors").write_bytes(h.valid_model())
     x, y = h.valid_xy()
-    (tmp_path / "f.npz").write_bytes(h.npz_arrays(x=x, y=y))
-    assert "not an .npz" in h.refused(["predict", "--model", "m.safetensors", "--input", "f.npz"], tmp_path)
+    (tmp_path / "f.npz").write_bytes(h.npz_arrays(a=x, b=y))
+    assert "needs an array 'x'" in h.refused(
+        ["predict", "--model", "m.safetensors", "--input", "f.npz"], tmp_path
+    )
 
 
 def test_idx_with_zero_images_is_one_line(tmp_path: Path) -> None:

@@ -31,7 +31,47 @@ TORCH = {
     "softplus": F.softplus,
     "softmax": lambda x: torch.softmax(x, dim=1),
     "flatten": lambda x: x.reshape(x.shape[0], -1),
+    # the image layers' examples (issue 8): conv 2->3, 3x3, stride 2, pad 1; pooling 3x3 at stride 2;
+    # dropout p = 0.5 drawing from default_rng(3); batch norm in training mode
+    "conv": lambda x, W, b: F.conv2d(x, W, b, stride=2, padding=1),
+    "maxpool": lambda x: F.max_pool2d(x, 3, 2),
+    "avgpool": lambda x: F.avg_pool2d(x, 3, 2),
+    "dropout": lambda x: x * torch.tensor((np.random.default_rng(3).random(tuple(x.shape)) >= 0.5) / 0.5),
+    "batchnorm": lambda x, g, b: F.batch_norm(x, None, None, g, b, training=True, eps=1e-5),
+    # sequences (issue 9): the recurrences written out in torch, autograd for the gradients
+    "rnn": lambda x, W, U, b: _torch_scan(x, W, b, U, lambda a, s: (torch.tanh(a + s[0] @ U),), 1),
+    "lstm": lambda x, W, U, b: _torch_scan(x, W, b, U, lambda a, s: _torch_lstm_cell(a, s, U), 2),
+    "gru": lambda x, W, U, b, c: _torch_scan(x, W, b, U, lambda a, s: _torch_gru_cell(a, s, U, c), 1),
+    "onehot": lambda x: F.one_hot(x.long(), 5).to(x.dtype),
+    "embed": lambda x, E: E[x.long()],
+    "last": lambda x: x[:, -1],
 }
+
+
+def _torch_scan(x, W, b, U, cell, n_state):
+    """Every step's hidden state (N, T, H) of a cell run from a zero state."""
+    state = tuple(torch.zeros(x.shape[0], U.shape[0], dtype=x.dtype) for _ in range(n_state))
+    ys = []
+    for t in range(x.shape[1]):
+        state = cell(x[:, t] @ W + b, state)
+        ys.append(state[0])
+    return torch.stack(ys, 1)
+
+
+def _torch_lstm_cell(a, s, U):
+    h, c = s
+    i, f, g, o = (a + h @ U).chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _torch_gru_cell(a, s, U, c):
+    (h,) = s
+    ar, az, an = a.chunk(3, 1)
+    hr, hz, hn = (h @ U).chunk(3, 1)
+    r, z = torch.sigmoid(ar + hr), torch.sigmoid(az + hz)
+    n = torch.tanh(an + r * (hn + c))
+    return ((1 - z) * n + z * h,)
 
 
 def make(kind: str, dtype=np.float64):
@@ -43,22 +83,24 @@ def test_every_layer_has_a_torch_oracle() -> None:
     assert set(LAYERS) <= set(TORCH), f"add a torch oracle for {set(LAYERS) - set(TORCH)}"
 
 
-def _x(shape: tuple[int, ...], seed: int = 1) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((N, *shape)) * 2.0
+def _x(layer, shape: tuple[int, ...], seed: int = 1) -> np.ndarray:
+    """``2·N(0, 1)`` inputs, or token ids for a layer that reads them."""
+    return layer.example_input(np.random.default_rng(seed), shape, N)
 
 
 @pytest.mark.parametrize("kind", sorted(TORCH))
 def test_gradcheck(kind: str) -> None:
     layer, shape = make(kind)
-    result = gradcheck_layer(layer, _x(shape))
+    result = gradcheck_layer(layer, _x(layer, shape))
     assert result.ok, f"{kind}:\n{result}"
-    assert set(result.errors) == {"input"} | {p.name for p in layer.params}
+    inputs = set() if layer.index_input else {"input"}  # token ids have no gradient
+    assert set(result.errors) == inputs | {p.name for p in layer.params}
 
 
 @pytest.mark.parametrize("kind", sorted(TORCH))
 def test_matches_torch_autograd(kind: str) -> None:
     layer, shape = make(kind)
-    x = _x(shape)
+    x = _x(layer, shape)
     y, ctx = layer.forward(x)
     dy = np.random.default_rng(7).standard_normal(y.shape)
     dx = layer.backward(dy, ctx)
@@ -66,9 +108,13 @@ def test_matches_torch_autograd(kind: str) -> None:
     xt = torch.tensor(x, requires_grad=True)
     pt = [torch.tensor(p.value, requires_grad=True) for p in layer.params]
     yt = TORCH[kind](xt, *pt)
-    yt.backward(torch.tensor(dy))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-10)
+    if layer.index_input:  # token ids: no input gradient
+        if pt:
+            yt.backward(torch.tensor(dy))
+    else:
+        yt.backward(torch.tensor(dy))
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=0, atol=1e-10)
     for p, t in zip(layer.params, pt, strict=True):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=0, atol=1e-10, err_msg=f"{kind}.{p.name}")
 
@@ -87,7 +133,7 @@ def test_state_shapes_match_the_built_layer(kind: str) -> None:
 @pytest.mark.parametrize("kind", sorted(TORCH))
 def test_output_shape_is_what_forward_returns(kind: str) -> None:
     layer, shape = make(kind)
-    assert layer.output_shape(shape) == layer.forward(_x(shape))[0].shape[1:]
+    assert layer.output_shape(shape) == layer.forward(_x(layer, shape))[0].shape[1:]
 
 
 @pytest.mark.parametrize("kind", sorted(TORCH))
@@ -96,7 +142,7 @@ def test_invariants(kind: str, dtype: type) -> None:
     """Inputs are not mutated, dtype is preserved, grads have the parameter's shape."""
     layer, shape = make(kind)
     layer.to(numpy_backend, dtype)
-    x = _x(shape).astype(dtype)
+    x = _x(layer, shape).astype(dtype)
     x_copy = x.copy()
     y, ctx = layer.forward(x)
     dy = np.random.default_rng(3).standard_normal(y.shape).astype(dtype)
@@ -115,7 +161,7 @@ def test_invariants(kind: str, dtype: type) -> None:
 def test_gradients_accumulate(kind: str) -> None:
     """backward adds into param.grad (micrograd's +=): two passes give twice the gradient."""
     layer, shape = make(kind)
-    x = _x(shape)
+    x = _x(layer, shape)
     y, ctx = layer.forward(x)
     dy = np.ones_like(y)
     layer.backward(dy, ctx)

@@ -769,7 +769,8 @@ def _n_labels(d: Path, rng: np.random.Generator, value: Any) -> list[str]:
     x, y = valid_xy()
     yy = y.astype(np.float64)
     yy[int(rng.integers(len(yy)))] = [-1, 0.5, np.nan, 10**9, 2_000][int(rng.integers(5))]
-    return _np_cmd(d, "f.npz", npz_arrays(x=x, y=yy))
+    # -1 and 0.5 are a fine regression target (issue 11's --task auto); as class labels they are bad
+    return [*_np_cmd(d, "f.npz", npz_arrays(x=x, y=yy)), "--task", "classify"]
 
 
 @_np("wrong dtype")
@@ -801,10 +802,10 @@ def _n_lie(d: Path, rng: np.random.Generator, value: Any) -> list[str]:
     return _np_cmd(d, "f.npz", npz_bytes({"x.npy": _npy_header_lie(x, rng), "y.npy": npy_bytes(y)}))
 
 
-@_np("npz given to predict")
+@_np("npz without features given to predict")
 def _n_predict_npz(d: Path, rng: np.random.Generator, value: Any) -> list[str]:
-    x, y = valid_xy()
-    return _np_cmd(d, "f.npz", npz_arrays(x=x, y=y), predict=True)
+    x, y = valid_xy()  # predict reads an .npz's 'x' (issue 11); several arrays and no 'x' is an error
+    return _np_cmd(d, "f.npz", npz_arrays(a=x, b=y), predict=True)
 
 
 # --- run records -----------------------------------------------------------------------------

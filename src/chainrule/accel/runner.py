@@ -48,6 +48,7 @@ class FastRunner:
         backward   δ^l = δ^l_a ⊙ f_l'(a^l)                               (in place)
                    ∂E/∂W^l = (a^{l-1})ᵀ δ^l + λ W^l ;  ∂E/∂b^l = Σ_rows δ^l
                    δ^{l-1}_a = δ^l (W^l)ᵀ                                (skipped for l = 1)
+                   hook.grads_ready(positions of W^l, b^l)              (hooks that have it)
         hooks      hook(params) for each gradient hook                  (only with hooks)
         update     W^l, b^l ← optimiser(∂E/∂W^l, ∂E/∂b^l)
 
@@ -70,6 +71,9 @@ class FastRunner:
             raise ConfigError(f"the {ops.name} fast step does not cover this network")
         self.net, self.optimizer, self.l2, self.ops, self.blocks = net, optimizer, float(l2), ops, blocks
         self.grad_hooks = tuple(grad_hooks)
+        #: hooks told, during backward, which parameters' gradients are final (an all-reduce
+        #: starts sending them while the lower layers are still being differentiated)
+        self._ready_hooks = tuple(h for h in self.grad_hooks if hasattr(h, "grads_ready"))
         self.loss_kind = net.loss.name
         self.name = f"fast-{ops.name}"
         self.params = net.params
@@ -131,8 +135,9 @@ class FastRunner:
             self.ops.begin_step(opt)
         fused_sgd = update and not hooks and opt.name == "sgd"
         update_now = update and not hooks
+        notify = update and bool(self._ready_hooks)
         for i in range(len(self.blocks) - 1, -1, -1):
-            self._backward_block(i, bufs, fused_sgd=fused_sgd, update_now=update_now)
+            self._backward_block(i, bufs, fused_sgd=fused_sgd, update_now=update_now, notify=notify)
         if update and hooks:
             for hook in hooks:
                 hook(self.params)
@@ -150,7 +155,9 @@ class FastRunner:
         cost = ops.loss_grad(self.loss_kind, out, yb, layers[-1]["delta"], lb)
         ops.add_totals(cost, correct, out.shape[0])
 
-    def _backward_block(self, i: int, bufs: dict[str, Any], *, fused_sgd: bool, update_now: bool) -> None:
+    def _backward_block(
+        self, i: int, bufs: dict[str, Any], *, fused_sgd: bool, update_now: bool, notify: bool = False
+    ) -> None:
         """Block ``i``'s backward: ``δ = δ_a ⊙ f'``, the input gradient from the old ``W``, then
         either the fused SGD update or ``∂E/∂W``, ``∂E/∂b`` into ``param.grad`` (and the update)."""
         ops, blk, layers = self.ops, self.blocks[i], bufs["layers"]
@@ -169,6 +176,9 @@ class FastRunner:
             add_l2_grad((blk.W,), self.l2)  # ∂E/∂W += λ W
         if update_now:
             self._update(self._pos[i])
+        elif notify:
+            for hook in self._ready_hooks:
+                hook.grads_ready(self._pos[i])
 
     def _fused_sgd(self, blk: Block, a_in: Any, delta: Any, jw: int, jb: int) -> None:
         """Stages 1 and 3 in one for plain SGD without hooks; the gradient is never stored.

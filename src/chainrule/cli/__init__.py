@@ -111,6 +111,7 @@ def _run(argv: list[str], debug: bool) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args._argv = argv  # what a command that re-launches itself passes on (train --workers)
         if getattr(args, "_run", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE

@@ -13,7 +13,7 @@ import numpy as np
 
 from chainrule.errors import ChainruleError, ConfigError, DataError, DataNotFoundError
 from chainrule.io.csvstream import read_npy
-from chainrule.io.dataset import XY, Dataset, PathArg, as_index, check_xy, holdout_split
+from chainrule.io.dataset import XY, Dataset, PathArg, as_index, check_xy, holdout_split, infer_task
 
 __all__ = ["load_arrays"]
 
@@ -114,7 +114,19 @@ def _features(a: np.ndarray, flatten: bool) -> np.ndarray:
     return a.reshape(a.shape[0], -1) if flatten and a.ndim > 2 else a
 
 
-def _from_npz(p: Path, arrays: dict[str, np.ndarray], flatten: bool) -> tuple[XY, XY | None]:
+def _task(p: Path, task: str, *ys: np.ndarray) -> tuple[str, list[str]]:
+    """The task of these target arrays (``auto``: :func:`infer_task` on their finite numeric values)."""
+    if task != "auto" or not ys or any(np.asarray(y).dtype.kind not in "iuf" for y in ys):
+        return infer_task(np.zeros(0), task) if task != "auto" else ("classify", [])
+    values = np.concatenate([np.asarray(y, dtype=np.float64).reshape(-1) for y in ys])
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        return "classify", []  # check_xy names the bad label
+    return infer_task(values, "auto", f"{p}: the target")
+
+
+def _from_npz(
+    p: Path, arrays: dict[str, np.ndarray], flatten: bool, task: str = "classify"
+) -> tuple[XY, XY | None]:
     """``(train, test)`` from an archive's keys; ``test`` is None when it has only ``x, y``.
 
     Checks each part with :func:`check_xy` (any rank, samples first) and that the test samples
@@ -123,7 +135,11 @@ def _from_npz(p: Path, arrays: dict[str, np.ndarray], flatten: bool) -> tuple[XY
     keys = set(arrays)
     if _SPLIT_KEYS <= keys:
         train = check_xy(
-            _features(arrays["x_train"], flatten), arrays["y_train"], where=f"{p} (train)", dtype=np.float32
+            _features(arrays["x_train"], flatten),
+            arrays["y_train"],
+            where=f"{p} (train)",
+            dtype=np.float32,
+            task=task,
         )
         test = check_xy(
             _features(arrays["x_test"], flatten),
@@ -132,10 +148,12 @@ def _from_npz(p: Path, arrays: dict[str, np.ndarray], flatten: bool) -> tuple[XY
             sample_shape=train[0].shape[1:],
             where=f"{p} (test)",
             dtype=np.float32,
+            task=task,
         )
         return train, test
     if {"x", "y"} <= keys:
-        return check_xy(_features(arrays["x"], flatten), arrays["y"], where=str(p), dtype=np.float32), None
+        xy = check_xy(_features(arrays["x"], flatten), arrays["y"], where=str(p), dtype=np.float32, task=task)
+        return xy, None
     raise DataError(
         f"{p}: expected keys x_train, y_train, x_test, y_test (or x, y); found "
         f"{', '.join(sorted(keys)) or 'none'}"
@@ -149,6 +167,7 @@ def load_arrays(
     test_fraction: float = 0.2,
     seed: int = 0,
     flatten: bool = True,
+    task: str = "auto",
 ) -> Dataset:
     """Load a dataset from a NumPy ``.npy`` or ``.npz`` file (never unpickling anything).
 
@@ -158,7 +177,8 @@ def load_arrays(
     ``seed``; optional 1-D string arrays ``feature_names`` and ``class_names`` are used.
     ``.npz`` features may have any rank with samples first (``(N, C, H, W)`` images,
     ``(N, T, D)`` sequences): they are flattened to ``(N, features)`` by default and kept as
-    stored with ``flatten=False``. Values are taken as they are (no scaling).
+    stored with ``flatten=False``. Values are taken as they are (no scaling). ``task``
+    (``auto``/``classify``/``regress``) is decided as for CSV files (:func:`infer_task`).
 
     Checks (via :func:`check_xy`): real-number features without NaN/Inf, whole non-negative
     labels, one label per sample, nothing empty, train and test samples of the same shape, and
@@ -174,19 +194,36 @@ def load_arrays(
     if isinstance(loaded, np.ndarray):
         if suffix == ".npz":
             raise DataError(f"{p}: expected an .npz archive, found a single .npy array")
-        train, test = check_xy(*_from_npy(p, loaded, target), where=str(p), dtype=np.float32), None
+        x, y = _from_npy(p, loaded, target)
+        task, warnings = _task(p, task, y)
+        train, test = check_xy(x, y, where=str(p), dtype=np.float32, task=task), None
     else:
         if target is not None:
             raise ConfigError(f"target applies to .csv and .npy files, not to {p}")
-        train, test = _from_npz(p, loaded, flatten)
-    n_classes = int(max(train[1].max(), test[1].max() if test is not None else 0)) + 1
+        ys = [loaded[k] for k in ("y", "y_train", "y_test") if k in loaded]
+        task, warnings = _task(p, task, *ys)
+        train, test = _from_npz(p, loaded, flatten, task)
+    if task == "regress":
+        n_classes = 1
+    else:
+        n_classes = int(max(train[1].max(), test[1].max() if test is not None else 0)) + 1
     if test is None:
         train, test = holdout_split(*train, test_fraction, seed)
+    if task == "regress":
+        return Dataset.from_parts(
+            train, test, p.name, 1, feature_names=names.get("feature_names"), task=task, warnings=warnings
+        )
     class_names = names.get("class_names")
     if class_names is not None:
         if len(class_names) < n_classes:
             raise DataError(f"{p}: {len(class_names)} class names but labels go up to {n_classes - 1}")
         n_classes = len(class_names)
     return Dataset.from_parts(
-        train, test, p.name, n_classes, feature_names=names.get("feature_names"), class_names=class_names
+        train,
+        test,
+        p.name,
+        n_classes,
+        feature_names=names.get("feature_names"),
+        class_names=class_names,
+        warnings=warnings,
     )

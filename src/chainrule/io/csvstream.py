@@ -119,21 +119,26 @@ def _parse_chunk(p: Path, rows: list[list[str]], lines: list[int], dtype: Any) -
 
 
 def iter_float_chunks(
-    path: str | Path, dtype: Any = np.float32, chunk_rows: int = CHUNK_ROWS
+    path: str | Path, dtype: Any = np.float32, chunk_rows: int = CHUNK_ROWS, drop: str | None = None
 ) -> Iterator[np.ndarray]:
     """The rows of an all-numeric CSV table as ``(n, D)`` arrays of ``dtype``, ``chunk_rows`` at a
-    time. A first row with a non-numeric cell is a header and skipped; every row must have as many
-    cells as the first data row; values must be finite after the cast to ``dtype``."""
+    time. A first row with a non-numeric cell is a header and skipped (its column named ``drop``,
+    if any, is left out of every row); every row must have as many cells as the first data row;
+    values must be finite after the cast to ``dtype``."""
     p = Path(path)
     width: int | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
     first = True
+    skip: int | None = None
     for line, cells in csv_rows(p):
         if first:
             first = False
             if not all(_is_number(c) for c in cells):
+                skip = cells.index(drop) if drop is not None and drop in cells else None
                 continue  # a header
+        if skip is not None and len(cells) > skip:
+            cells = cells[:skip] + cells[skip + 1 :]
         if width is None:
             width = len(cells)
         elif len(cells) != width:
@@ -147,9 +152,9 @@ def iter_float_chunks(
         yield _parse_chunk(p, rows, lines, dtype)
 
 
-def read_float_table(path: str | Path, dtype: Any = np.float32) -> np.ndarray:
+def read_float_table(path: str | Path, dtype: Any = np.float32, drop: str | None = None) -> np.ndarray:
     """All rows of :func:`iter_float_chunks` as one ``(N, D)`` array (refuses a table without rows)."""
-    chunks = list(iter_float_chunks(path, dtype))
+    chunks = list(iter_float_chunks(path, dtype, drop=drop))
     if not chunks:
         raise DataError(f"{path}: no data rows")
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

@@ -10,14 +10,32 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import numpy as np
 
 from chainrule.errors import ConfigError, DataError
 
-__all__ = ["XY", "Dataset", "PathArg", "as_index", "check_xy", "holdout_split", "one_hot"]
+__all__ = [
+    "TASKS",
+    "XY",
+    "Dataset",
+    "PathArg",
+    "as_index",
+    "check_xy",
+    "empty_class_warning",
+    "holdout_split",
+    "infer_task",
+    "one_hot",
+]
+
+#: ``--task`` choices; ``auto`` is decided from the target column by :func:`infer_task`
+TASKS = ("auto", "classify", "regress")
+
+#: integer targets with more distinct values than this are not taken for class labels unless they
+#: are exactly the indices 0..K-1 (see :func:`infer_task`)
+MANY_CLASSES = 20
 
 PathArg: TypeAlias = "str | os.PathLike[str]"
 
@@ -45,6 +63,10 @@ class Dataset:
     n_classes: int
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
+    #: ``"classify"`` (``y`` int64 class indices) or ``"regress"`` (``y`` float32 values, ``n_classes = 1``)
+    task: str = "classify"
+    #: what a user should be told about how the data was read (task inference, empty classes)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for part in ("train", "test"):
@@ -81,9 +103,13 @@ class Dataset:
         *,
         feature_names: list[str] | None = None,
         class_names: list[str] | None = None,
+        task: str = "classify",
+        warnings: list[str] | None = None,
     ) -> Dataset:
         """Build a dataset from ``(x_train, y_train)`` and ``(x_test, y_test)`` pairs."""
         return cls(
+            task=task,
+            warnings=list(warnings or []),
             x_train=train[0],
             y_train=train[1],
             x_test=test[0],
@@ -117,9 +143,10 @@ class Dataset:
     def summary(self) -> str:
         """One line describing the dataset, e.g. for a CLI."""
         shape = "" if len(self.sample_shape) == 1 else f" (samples of shape {self.sample_shape})"
+        target = "a regression target" if self.task == "regress" else f"{self.n_classes} classes"
         return (
             f"{self.name}: {self.n_train} train / {self.n_test} test samples, "
-            f"{self.n_features} features{shape}, {self.n_classes} classes"
+            f"{self.n_features} features{shape}, {target}"
         )
 
     def split_validation(self, fraction: float = 0.1, seed: int = 0) -> tuple[XY, XY]:
@@ -261,6 +288,7 @@ def check_xy(
     sample_shape: tuple[int, ...] | None = None,
     where: str = "data",
     dtype: np.dtype | type | None = None,
+    task: str = "classify",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate features and their labels; return ``(x, y)`` as float and int64 arrays.
 
@@ -276,15 +304,82 @@ def check_xy(
     ``x`` keeps its precision (float16 becomes float32) and integer ``x`` becomes float64.
     ``y`` is returned as int64. The inputs are never modified; a returned array may be the input
     itself when no conversion was needed, so do not modify it in place if you need the input.
-    ``where`` prefixes every error message (e.g. ``"train"`` or a file name).
+    ``where`` prefixes every error message (e.g. ``"train"`` or a file name). With
+    ``task="regress"`` the targets are any finite real numbers, returned as float32.
     """
     if n_classes is not None and (isinstance(n_classes, bool) or int(n_classes) < 1):
         raise ConfigError(f"{where}: n_classes must be a positive integer, got {n_classes!r}")
     xa, ya = _as_arrays(x, y, where)
     _check_sizes(xa, ya, where, n_features, sample_shape)
     xo = _finite_features(xa, _feature_dtype(xa.dtype, dtype, where), where)
+    if task == "regress":
+        return xo, _finite_targets(ya, where)
     yo = _int_labels(ya, None if n_classes is None else int(n_classes), where)
     return xo, yo
+
+
+def _finite_targets(ya: np.ndarray, where: str) -> np.ndarray:
+    """Regression targets as float32; every one finite."""
+    yo = ya.astype(np.float64)
+    bad = ~np.isfinite(yo)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise DataError(f"{where}: target at index {i} is {ya[i]} (targets must be finite numbers)")
+    with np.errstate(over="ignore"):
+        y32 = yo.astype(np.float32)
+    if not np.all(np.isfinite(y32)):
+        raise DataError(f"{where}: a target is too large for float32")
+    return y32
+
+
+def infer_task(values: np.ndarray, task: str = "auto", what: str = "the target") -> tuple[str, list[str]]:
+    """``(task, warnings)`` for a numeric target column ``values`` (float64, finite).
+
+    ``task`` other than ``auto`` is returned as given. Otherwise, conservatively:
+
+    * values that are not all whole numbers, or negative whole numbers, are a quantity: ``regress``;
+    * non-negative whole numbers with at most :data:`MANY_CLASSES` distinct values are class indices:
+      ``classify``;
+    * more distinct whole numbers are class indices only when they are exactly ``0..K-1`` (every index
+      present); then a warning says so. Otherwise (e.g. 25..346 with gaps) they are a quantity and a
+      warning says how to ask for classes instead.
+    """
+    if task != "auto":
+        if task not in TASKS:
+            raise ConfigError(f"unknown task {task!r}; choose {', '.join(TASKS)}")
+        return task, []
+    whole = bool(np.all(values == np.floor(values)))
+    if not whole:
+        return "regress", []
+    distinct = np.unique(values)
+    lo, hi, k = float(distinct[0]), float(distinct[-1]), len(distinct)
+    if lo < 0:
+        return "regress", [
+            f"{what} has negative whole numbers ({lo:g}..{hi:g}), so it is treated as a quantity "
+            f"(regression); pass --task classify to treat it as class labels"
+        ]
+    if k <= MANY_CLASSES:
+        return "classify", []
+    if lo == 0 and hi == k - 1:
+        return "classify", [
+            f"{what} has {k} distinct whole numbers 0..{k - 1}, taken as class indices; "
+            f"pass --task regress if it is a quantity"
+        ]
+    return "regress", [
+        f"{what} has {k} distinct whole numbers ({lo:g}..{hi:g}), too many (and too sparse) for class "
+        f"indices, so it is treated as a quantity (regression); pass --task classify to treat them as classes"
+    ]
+
+
+def empty_class_warning(y: np.ndarray, n_classes: int, what: str = "the labels") -> list[str]:
+    """A warning when some of the classes ``0..n_classes-1`` have no rows (e.g. 1-based labels 1..K)."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    empty = [int(k) for k in np.flatnonzero(counts == 0)]
+    if not empty:
+        return []
+    listed = ", ".join(map(str, empty[:10])) + (" ..." if len(empty) > 10 else "")
+    hint = " (1-based labels? they are used as class indices 0..K-1)" if empty == [0] else ""
+    return [f"{what}: class(es) {listed} of 0..{n_classes - 1} have no rows{hint}"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,13 +24,14 @@ def load_data(
     test_fraction: float = 0.2,
     progress: Progress | None = None,
     flatten: bool = True,
+    task: str = "auto",
 ) -> Dataset:
     """Load a dataset by name or path.
 
     ``spec`` is ``"default"`` (the embedded MNIST subset), ``"mnist"`` (full MNIST, looked for
     in ``data_dir`` / ``$CHAINRULE_DATA`` / the cache, fetched with ``download=True``), a
     directory holding the MNIST IDX files, or a ``.csv``, ``.npy`` or ``.npz`` file. ``target``,
-    ``seed`` and ``test_fraction`` apply to the file formats that need a label column or a
+    ``seed``, ``test_fraction`` and ``task`` (``auto``/``classify``/``regress``) apply to the file formats that need a label column or a
     train/test split; ``progress`` is passed to :func:`load_mnist` for downloads. ``flatten``
     (default true) gives images as ``(N, features)`` rows; ``flatten=False`` keeps MNIST as
     ``(N, 1, 28, 28)`` and ``.npz`` features as stored (CSV and ``.npy`` tables are 2-D anyway).
@@ -58,9 +59,9 @@ def load_data(
         )
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        return load_csv(p, target, test_fraction=test_fraction, seed=seed)
+        return load_csv(p, target, test_fraction=test_fraction, seed=seed, task=task)
     if suffix in (".npy", ".npz"):
-        return load_arrays(p, target, test_fraction=test_fraction, seed=seed, flatten=flatten)
+        return load_arrays(p, target, test_fraction=test_fraction, seed=seed, flatten=flatten, task=task)
     raise ConfigError(
         f"unknown dataset format {suffix or '(no extension)'!r} for {p}; expected 'default', "
         f"'mnist', an MNIST directory, or a .csv, .npy or .npz file"

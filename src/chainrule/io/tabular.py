@@ -11,7 +11,16 @@ import numpy as np
 
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
 from chainrule.io.csvstream import bounded_lines
-from chainrule.io.dataset import Dataset, PathArg, as_index, check_xy, holdout_split
+from chainrule.io.dataset import (
+    Dataset,
+    PathArg,
+    as_index,
+    check_xy,
+    empty_class_warning,
+    holdout_split,
+    infer_task,
+)
+from chainrule.limits import check_classes
 
 __all__ = ["load_csv"]
 
@@ -128,30 +137,58 @@ def _parse_features(table: _Table, feat_cols: list[int]) -> np.ndarray:
     return x
 
 
-def _parse_labels(table: _Table, col: int) -> tuple[np.ndarray, int, list[str] | None]:
-    """``(y, n_classes, class_names)`` from the label column.
+@dataclass
+class Labels:
+    """The parsed target column: ``y`` (int64 classes or float32 values), the task, names, warnings."""
 
-    Checks no label is empty. All-numeric labels must be non-negative whole numbers (class
-    indices, ``n_classes = max + 1``, no names); otherwise the labels are names, mapped to
-    ``0 .. K-1`` in sorted order.
+    y: np.ndarray
+    n_classes: int
+    class_names: list[str] | None
+    task: str
+    warnings: list[str]
+
+
+def _parse_labels(table: _Table, col: int, task: str = "auto") -> Labels:
+    """The target column as :class:`Labels`.
+
+    Checks no label is empty. Text labels are class names, mapped to ``0 .. K-1`` in sorted order
+    (refused for ``task="regress"``). Numeric labels go through :func:`infer_task`: class labels
+    must be non-negative whole numbers (class indices, ``n_classes = max + 1``, no names); a
+    regression target may be any finite numbers.
     """
     raw = [r[col] for r in table.rows]
     for i, cell in enumerate(raw):
         if not cell:
             raise DataError(f"{table.where(i)}, {table.col(col)}: empty label")
+    what = f"{table.path}: {table.col(col)}"
     if not all(_is_number(c) for c in raw):
+        if task == "regress":
+            i = next(i for i, c in enumerate(raw) if not _is_number(c))
+            raise DataError(
+                f"{table.where(i)}, {table.col(col)}: regression target {raw[i]!r} is not a number"
+            )
         class_names = sorted(set(raw))
         index = {name: k for k, name in enumerate(class_names)}
-        return np.array([index[c] for c in raw], dtype=np.int64), len(class_names), class_names
+        y = np.array([index[c] for c in raw], dtype=np.int64)
+        return Labels(y, len(class_names), class_names, "classify", [])
     values = np.array([float(c) for c in raw])
     for i, (v, cell) in enumerate(zip(values, raw, strict=True)):
-        if not math.isfinite(v) or v != math.floor(v) or v < 0:
+        if not math.isfinite(v):
+            raise DataError(f"{table.where(i)}, {table.col(col)}: non-finite label {cell!r}")
+    task, warnings = infer_task(values, task, what)
+    if task == "regress":
+        return Labels(values, 1, None, "regress", warnings)
+    for i, (v, cell) in enumerate(zip(values, raw, strict=True)):
+        if v != math.floor(v) or v < 0:
             raise DataError(
                 f"{table.where(i)}, {table.col(col)}: label {cell!r} is not a "
-                f"non-negative integer (labels must be class indices 0..K-1 or names)"
+                f"non-negative integer (labels must be class indices 0..K-1 or names; "
+                f"pass --task regress for a quantity)"
             )
+    n_classes = int(values.max()) + 1
+    check_classes(n_classes, what)  # before anything sized by the class count
     y = values.astype(np.int64)
-    return y, int(y.max()) + 1, None
+    return Labels(y, n_classes, None, "classify", warnings + empty_class_warning(y, n_classes, what))
 
 
 def load_csv(
@@ -160,6 +197,7 @@ def load_csv(
     *,
     test_fraction: float = 0.2,
     seed: int = 0,
+    task: str = "auto",
 ) -> Dataset:
     """Load a CSV file of numeric features and one label column.
 
@@ -169,7 +207,9 @@ def load_csv(
     index; by default it is the last column. Labels may be integers (used as class indices,
     ``n_classes = max + 1``) or strings (mapped to ``0 .. K-1`` in sorted order and kept in
     ``class_names``). Rows are shuffled with ``seed`` and ``test_fraction`` of them are held
-    out as the test part. Blank lines are skipped.
+    out as the test part. Blank lines are skipped. ``task`` is ``classify``, ``regress`` or
+    ``auto`` (decided from the target column by :func:`~chainrule.io.dataset.infer_task`, which
+    warns in ``Dataset.warnings`` when integer targets have many distinct values).
 
     Checks: the file exists and is UTF-8 CSV with at least 2 columns and one data row, every
     row has as many columns as the first, features are finite numbers, labels are non-empty,
@@ -198,10 +238,24 @@ def load_csv(
 
     feat_cols = [j for j in range(n_cols) if j != label_col]
     x = _parse_features(table, feat_cols)
-    y, n_classes, class_names = _parse_labels(table, label_col)
-    x32, y64 = check_xy(x, y, n_classes=n_classes, where=str(p), dtype=np.float32)
-    train, test = holdout_split(x32, y64, test_fraction, seed)
+    lab = _parse_labels(table, label_col, task)
+    x32, y = check_xy(
+        x,
+        lab.y,
+        n_classes=lab.n_classes if lab.task == "classify" else None,
+        where=str(p),
+        dtype=np.float32,
+        task=lab.task,
+    )
+    train, test = holdout_split(x32, y, test_fraction, seed)
     feature_names = [table.header[j] for j in feat_cols] if table.header is not None else None
     return Dataset.from_parts(
-        train, test, p.name, n_classes, feature_names=feature_names, class_names=class_names
+        train,
+        test,
+        p.name,
+        lab.n_classes,
+        feature_names=feature_names,
+        class_names=lab.class_names,
+        task=lab.task,
+        warnings=lab.warnings,
     )

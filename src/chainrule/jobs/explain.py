@@ -12,8 +12,11 @@ import numpy as np
 from chainrule._io import atomic_write_text
 from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
+from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
 from chainrule.jobs.common import check_outputs
+from chainrule.jobs.explain_rnn import explain_recurrent_arch, recurrent_arch
+from chainrule.jobs.explain_spec import explain_spec_step
 from chainrule.nn.builders import mlp
 from chainrule.studies import example as seed002
 
@@ -47,6 +50,9 @@ class ExplainConfig:
     format: str = "text"
     summary: bool = False
     out: str | None = None  # write here (atomically) too
+    rbm: list[int] | None = None  # issue 10: D,H of a tiny RBM: one CD-1 step instead
+    arch: str | None = None  # a layer-spec network (with input_shape): see jobs.explain_spec
+    input_shape: list[int] | None = None
 
 
 @dataclass
@@ -57,6 +63,20 @@ class ExplainOutput:
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
     check_outputs({"--out": cfg.out}, {"--model": cfg.model})
+    if cfg.arch is not None and recurrent_arch(cfg.arch):  # issue 9: BPTT unrolled, in its own module
+        text, ok = explain_recurrent_arch(
+            cfg.arch, cfg.input_shape, cfg.batch, cfg.label, cfg.seed, cfg.format
+        )
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
+    if cfg.rbm:  # issue 10: one CD-1 step of a tiny RBM
+        return _explain_rbm(cfg)
+    if cfg.arch is not None or cfg.input_shape is not None:  # a layer-spec network (issue 8)
+        text, ok = explain_spec_step(cfg)
+        if cfg.out:
+            atomic_write_text(cfg.out, text)
+        return ExplainOutput(text=text, ok=ok)
     net, notes = _network(cfg)
     rng = np.random.default_rng(cfg.seed)  # random input first, then random targets
     x = _inputs(cfg, net, rng, notes)
@@ -71,6 +91,17 @@ def run_explain(cfg: ExplainConfig) -> ExplainOutput:
     if cfg.out:
         atomic_write_text(cfg.out, text)
     return ExplainOutput(text=text, ok=ok)
+
+
+def _explain_rbm(cfg: ExplainConfig) -> ExplainOutput:
+    if len(cfg.rbm or []) != 2:
+        raise ConfigError(f"--rbm takes D,H (visible,hidden), got {cfg.rbm}")
+    d, h = cfg.rbm  # type: ignore[misc]
+    st = explain_cd1(d, h, v0=cfg.input, batch=cfg.batch, lr=cfg.lr or 0.1, seed=cfg.seed)
+    text = render_cd1(st, cfg.format)
+    if cfg.out:
+        atomic_write_text(cfg.out, text)
+    return ExplainOutput(text=text, ok=st.ok)
 
 
 def _network(cfg: ExplainConfig) -> tuple[Any, list[str]]:

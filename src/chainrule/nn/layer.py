@@ -103,6 +103,8 @@ class Layer:
             signature: ``"dense:OUT"``, ``"conv:OUT:K[:STRIDE[:PAD]]"``. Empty: not in the language.
         input_rank: the per-sample rank the layer reads (1 rows, 2 sequences ``(T, D)``, 3 images
             ``(C, H, W)``); ``None`` for any shape.
+        index_input: the layer reads integer token ids (``onehot``, ``embed``): no gradient flows
+            into its input, and :meth:`example_input` draws ids.
 
     Placeholders: the text and LaTeX templates may name ``%(l)s`` (this layer's index ``l``, as
     in ``a^%(l)s`` or ``a^{%(l)s}``) and ``%(p)s`` (the previous layer's, ``l − 1``); renderers fill
@@ -121,6 +123,7 @@ class Layer:
     default_init: ClassVar[str] = "xavier"
     spec: ClassVar[str] = ""
     input_rank: ClassVar[int | None] = None
+    index_input: ClassVar[bool] = False
 
     params: list[Param]
     buffers: list[Buffer]
@@ -173,6 +176,11 @@ class Layer:
         """A small instance and a per-sample input shape to check it on (``gradcheck --all`` and the
         registry-driven tests use it). The default builds ``cls()`` on 4 features."""
         return cls(), (4,)
+
+    def example_input(self, rng: np.random.Generator, shape: Shape, batch: int) -> np.ndarray:
+        """A batch of inputs to check the layer on: ``2·N(0, 1)`` values, or ids for a layer that
+        reads them (it overrides this)."""
+        return rng.standard_normal((batch, *shape)) * 2.0
 
     def config(self) -> dict[str, Any]:
         """JSON-safe description from which :func:`layer_from_config` rebuilds the layer."""

@@ -112,7 +112,8 @@ class SoftmaxCrossEntropy(Loss):
     """Softmax and cross-entropy on logits ``z`` (N, K).
 
     ``log p = log_softmax(z)`` (log-sum-exp, never log(0)); ``E = −(1/N) Σ_n Σ_k y_nk log p_nk``;
-    ``∂E/∂z = (p − y) / N``.
+    ``∂E/∂z = (p − y) / N``. Over sequences, logits ``(N, T, K)`` and ids ``(N, T)``, every step is a
+    row: ``N`` above is ``N·T`` (the mean cost per token, nats per character for a character LM).
     """
 
     name = "softmax-ce"
@@ -123,13 +124,17 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, out: Any, y: Any) -> tuple[Any, Any]:
         xp = namespace(out)
+        shape = tuple(out.shape)
+        if out.ndim > 2:  # sequences (N, T, K): every step is a row; the mean runs over N·T
+            out, y = xp.reshape(out, (-1, shape[-1])), xp.reshape(y, (-1, *y.shape[out.ndim - 1 :]))
         t = targets_like(out, y)
         log_p = log_softmax(out, axis=1)
-        return -xp.sum(t * log_p) / out.shape[0], (xp.exp(log_p), t)
+        return -xp.sum(t * log_p) / out.shape[0], (xp.exp(log_p), t, shape)
 
     def backward(self, ctx: Any) -> Any:
-        p, t = ctx
-        return (p - t) / p.shape[0]
+        p, t, shape = ctx
+        d = (p - t) / p.shape[0]
+        return d if d.ndim == len(shape) else namespace(d).reshape(d, shape)
 
     def probabilities(self, out: Any) -> Any:
         return softmax(out)

@@ -240,12 +240,24 @@ class Sequential:
         accumulate. The first layer's input gradient is skipped unless ``need_dx``."""
         if not self.tape:
             raise ConfigError("backward needs a forward pass first")
+        floor = self._first_differentiable()
         for entry in reversed(self.tape):
-            dx = entry.layer.backward(dy, entry.ctx, need_dx=need_dx or entry.index > 0)
+            dx = entry.layer.backward(dy, entry.ctx, need_dx=need_dx or entry.index > floor)
             for hook in self.hooks:
                 hook.on_backward(entry.index, entry.layer, dy, dx)
             dy = dx
         return dy
+
+    def _first_differentiable(self) -> int:
+        """The index of the first layer whose input gradient anyone reads: 0, or one past a leading
+        run of parameter-free layers ending in one that reads token ids (``onehot``)."""
+        floor = 0
+        for i, layer in enumerate(self.layers):
+            if layer.params:
+                break
+            if getattr(layer, "index_input", False):
+                floor = i + 1
+        return floor
 
     def _loss(self) -> Loss:
         if self.loss is None:

@@ -23,7 +23,7 @@ from chainrule.report.record import RunRecord, RunRecordError, is_number, load_r
 from chainrule.train import History
 
 # load_run and RunRecordError live in chainrule.report.record; they stay importable from here
-__all__ = ["RunRecordError", "load_run", "render_report", "write_report"]
+__all__ = ["RunRecordError", "load_run", "render_figures_page", "render_report", "write_report"]
 
 
 # -- rendering --------------------------------------------------------------------------------------
@@ -116,6 +116,19 @@ def write_report(
     target = Path(path)
     atomic_write_text(target, text)
     return target
+
+
+def render_figures_page(title: str, rows: list[tuple[str, str]], figures: list[tuple[bytes, str]]) -> str:
+    """A self-contained page of key/value ``rows`` and embedded PNG ``figures`` (``(png, caption)``),
+    in the report's style: what ``chainrule rbm``/``autoencoder --out`` write (issue 10)."""
+    e = html.escape
+    table = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows)
+    body = "".join(_img(png, cap, cap) for png, cap in figures)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{e(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{e(title)}</h1><table>{table}</table>{body}</body></html>\n"
+    )
 
 
 def _img(png: bytes, caption: str, alt: str) -> str:

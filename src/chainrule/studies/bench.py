@@ -47,7 +47,8 @@ from chainrule.backend.threads import limit_threads
 from chainrule.errors import ConfigError, MissingDependencyError
 from chainrule.io import load_data
 from chainrule.nn.builders import mlp
-from chainrule.optim import SGD
+from chainrule.optim import SGD, Momentum
+from chainrule.studies.bench_arch import arch_net, torch_twin
 from chainrule.train import evaluate, make_runner
 
 try:
@@ -66,6 +67,8 @@ class BenchConfig:
 
     layers: list[int] = field(default_factory=lambda: [784, 256, 128, 10])
     activation: str = "relu"
+    arch: str | None = None  # a layer spec (conv nets): replaces layers/activation
+    momentum: float = 0.0  # SGD momentum (0: plain SGD), the same for both sides
     batch_size: int = 128
     epochs: int = 5
     lr: float = 0.1
@@ -90,6 +93,13 @@ class BenchConfig:
 
 def _load(cfg: BenchConfig) -> Any:
     data = load_data(cfg.data, cfg.data_dir)
+    if cfg.arch is not None:
+        out = _chainrule_net(cfg, data.sample_shape).output_shape()
+        if out != (data.n_classes,):
+            raise ConfigError(
+                f"--arch gives outputs of shape {out} but the data has {data.n_classes} classes"
+            )
+        return data
     if cfg.layers[0] != data.n_features:
         raise ConfigError(f"--layers starts with {cfg.layers[0]} but the data has {data.n_features} features")
     if cfg.layers[-1] != data.n_classes:
@@ -97,15 +107,20 @@ def _load(cfg: BenchConfig) -> Any:
     return data
 
 
-def _chainrule_net(cfg: BenchConfig) -> Any:
+def _chainrule_net(cfg: BenchConfig, sample_shape: tuple[int, ...] = ()) -> Any:
+    if cfg.arch is not None:
+        return arch_net(cfg.arch, sample_shape, cfg.seed)
     if cfg.activation == "maxout":
         raise ConfigError("bench compares against nn.Linear stacks; maxout has no torch counterpart here")
     return mlp(cfg.layers, cfg.activation, loss="softmax-ce", seed=cfg.seed, dtype=np.float32)
 
 
-def _initial_weights(cfg: BenchConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(W, b)`` of each seed-style layer's Dense of the seeded chainrule net (host float32 copies)."""
-    net = _chainrule_net(cfg)
+def _initial_weights(cfg: BenchConfig, sample_shape: tuple[int, ...] = ()) -> Any:
+    """``(W, b)`` of each seed-style layer's Dense of the seeded chainrule net (host float32 copies);
+    with ``--arch``, the seeded network itself (:mod:`chainrule.studies.bench_arch` copies it)."""
+    net = _chainrule_net(cfg, sample_shape)
+    if cfg.arch is not None:
+        return net
     return [(g.head.W.value.copy(), g.head.b.value.copy()) for g in net.groups() if g.head.kind == "dense"]
 
 
@@ -149,9 +164,10 @@ def _torch_model(
 class _Chainrule:
     def __init__(self, cfg: BenchConfig, data: Any, *, fast: bool) -> None:
         self.backend = get_backend(cfg.backend, cfg.device)
-        self.net = _chainrule_net(cfg).to(self.backend, "float32")
-        self.runner = make_runner(self.net, SGD(cfg.lr), 0.0, fast=fast)
-        if fast and self.runner.name == "plain":
+        self.net = _chainrule_net(cfg, data.sample_shape).to(self.backend, "float32")
+        opt = Momentum(cfg.lr, cfg.momentum) if cfg.momentum else SGD(cfg.lr)
+        self.runner = make_runner(self.net, opt, 0.0, fast=fast)
+        if fast and self.runner.name == "plain" and cfg.arch is None:
             raise ConfigError(f"no fast runner covers this network on {self.backend}")
         self.x = self.backend.asarray(data.x_train, dtype="float32")
         self.y = self.backend.asarray(data.y_train)
@@ -177,10 +193,15 @@ class _TorchEager:
     def __init__(self, cfg: BenchConfig, data: Any, weights: list[tuple[np.ndarray, np.ndarray]]) -> None:
         torch = self.torch = _require_torch()
         self.device = "cuda" if cfg.device.startswith("cuda") else "cpu"
-        self.model = _torch_model(torch, cfg, weights, self.device)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr)
+        if cfg.arch is not None:
+            self.model = torch_twin(torch, weights).to(self.device)
+        else:
+            self.model = _torch_model(torch, cfg, weights, self.device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum)
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.x = torch.from_numpy(np.ascontiguousarray(data.x_train, dtype=np.float32)).to(self.device)
+        self.shape = (-1, *weights.input_shape) if cfg.arch is not None else (-1, data.n_features)
+        x_train = np.ascontiguousarray(data.x_train, dtype=np.float32).reshape(self.shape)
+        self.x = torch.from_numpy(x_train).to(self.device)
         self.y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64)).to(self.device)
         self.bs = cfg.batch_size
 
@@ -209,7 +230,9 @@ class _TorchEager:
     def test_accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
         torch = self.torch
         with torch.no_grad():
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32).reshape(self.shape)).to(
+                self.device
+            )
             pred = self.model(xt).argmax(1).cpu().numpy()
         return float(np.mean(pred == np.asarray(y)))
 
@@ -294,7 +317,7 @@ def _make(name: str, cfg: BenchConfig, data: Any, weights: list[tuple[np.ndarray
 
 def _contestants(cfg: BenchConfig) -> list[str]:
     names = ["chainrule"]
-    if cfg.plain:
+    if cfg.plain and cfg.arch is None:  # a spec network trains on the plain runner already
         names.append("chainrule_plain")
     if cfg.torch:
         names.append("torch_eager")
@@ -342,7 +365,7 @@ def _memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
     cfg = BenchConfig(**spec)
     with limit_threads(cfg.threads):
         data = _load(cfg)
-        weights = _initial_weights(cfg)
+        weights = _initial_weights(cfg, data.sample_shape)
         c = _make(name, cfg, data, weights)
         gpu = cfg.device.startswith("cuda")
         torch = sys.modules.get("torch")
@@ -472,7 +495,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] | None = None) -> dic
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     with limit_threads(cfg.threads):
         data = _load(cfg)
-        weights = _initial_weights(cfg)
+        weights = _initial_weights(cfg, data.sample_shape)
         runs = {name: _make(name, cfg, data, weights) for name in names}
         chosen = runs["chainrule"]
         seconds: dict[str, list[float]] = {name: [] for name in names}

@@ -113,6 +113,19 @@ class EarlyStopping(Callback):
         self.wait += 1
         return self.wait >= self.patience
 
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint must keep to continue exactly (the best weights included)."""
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "weights": self._best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self._best_weights = state["weights"]
+
     def on_train_end(self, history: History) -> None:
         history.best_epoch = self.best_epoch
         if self.restore_best and self._best_weights is not None and self._state is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from chainrule.nn.model import Sequential
 from chainrule.nn.regularizers import l2_penalty
 from chainrule.optim import Optimizer, get_optimizer
 from chainrule.train.callbacks import Callback, EarlyStopping, History, TrainState
+from chainrule.train.checkpoint import Checkpoint, Resume
 from chainrule.train.metrics import evaluate
 from chainrule.train.step import EpochRunner, GradHook, make_runner
 
@@ -112,6 +113,7 @@ class _Epochs:
     l2: float
     progress: bool
     verbose: bool
+    task: str = "classify"
 
     def run(self, epoch: int, epochs: int, order: np.ndarray) -> dict[str, float]:
         state, backend = self.state, self.net.backend
@@ -137,24 +139,26 @@ class _Epochs:
             bar.close()
         if not math.isfinite(loss):
             raise TrainingDiverged(
-                f"the training loss became {loss} in epoch {epoch}; lower the learning rate "
-                f"(now {state.optimizer.lr})"
+                f"training diverged: the loss became {loss} in epoch {epoch}; lower the learning rate "
+                f"(now --lr {state.optimizer.lr:g}) or scale the features (--scale standard)"
             )
         if self.l2:
             loss += float(l2_penalty(self.net.params, self.l2))
-        logs = {"epoch": epoch, "loss": loss, "accuracy": acc, "seconds": seconds}
+        regress = self.task == "regress"
+        logs = {"epoch": epoch, "loss": loss, "seconds": seconds} | ({} if regress else {"accuracy": acc})
         if self.val is not None:
-            ev = evaluate(self.net, *self.val, l2=self.l2)
-            logs["val_loss"], logs["val_accuracy"] = ev["loss"], ev["accuracy"]
+            ev = evaluate(self.net, *self.val, l2=self.l2, task=self.task)
+            logs["val_loss"] = ev["loss"]
+            logs["val_r2" if regress else "val_accuracy"] = ev["r2" if regress else "accuracy"]
         if self.progress or self.verbose:
-            extra = (
-                f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}" if self.val else ""
-            )
-            print(
-                f"epoch {epoch}/{epochs}  loss {loss:.4f}  acc {acc:.4f}{extra}  ({seconds:.2f}s)",
-                file=sys.stderr,
-            )
+            print(f"epoch {epoch}/{epochs}  {_shown(logs)}  ({seconds:.2f}s)", file=sys.stderr)
         return logs
+
+
+def _shown(logs: dict[str, float]) -> str:
+    """The per-epoch metrics as ``loss 0.1234  acc 0.9876  val_loss ...``."""
+    short = {"accuracy": "acc", "val_accuracy": "val_acc"}
+    return "  ".join(f"{short.get(k, k)} {v:.4f}" for k, v in logs.items() if k not in ("epoch", "seconds"))
 
 
 def fit(
@@ -173,9 +177,13 @@ def fit(
     early_stopping: int | None = None,
     callbacks: Sequence[Callback] = (),
     grad_hooks: Sequence[GradHook] = (),
+    wrap_runner: Callable[[EpochRunner], EpochRunner] | None = None,
     progress: bool = True,
     fast: bool = True,
     verbose: bool = False,
+    task: str = "classify",
+    checkpoint: Checkpoint | None = None,
+    resume: Resume | None = None,
     **optimizer_options: Any,
 ) -> History:
     """Train ``net`` on ``(x, y)`` and return its :class:`History`.
@@ -185,9 +193,16 @@ def fit(
     out that fraction of the (shuffled) training set; ``early_stopping=P`` stops after ``P`` epochs
     without improvement of the validation loss (training loss if there is no validation set)
     and restores the best weights. The shuffle order comes from ``np.random.default_rng(seed)``.
-    ``grad_hooks`` run between the gradients and the update of every step (all-reduce, clipping).
+    ``grad_hooks`` run between the gradients and the update of every step (all-reduce, clipping);
+    ``wrap_runner`` wraps the epoch runner (data parallelism trains each rank on its shard of
+    every batch: :func:`chainrule.parallel.fit_parallel`).
     ``fast=False`` forces the textbook runner. The network is in training mode throughout and
-    left in evaluation mode.
+    left in evaluation mode. ``task="regress"`` reports R² instead of accuracy.
+
+    ``checkpoint`` writes the whole state of the run after every ``checkpoint.every`` epochs
+    (:mod:`chainrule.train.checkpoint`); ``resume`` (a loaded checkpoint of a run set up the same
+    way: data, seed, network, optimiser, callbacks) continues it, and the result equals the
+    uninterrupted run's bit for bit.
     """
     _check_options(net, epochs, validation_split, l2)
     rng = np.random.default_rng(seed)
@@ -202,6 +217,8 @@ def fit(
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     opt = get_optimizer(optimizer, lr, **optimizer_options)
     runner = make_runner(net, opt, l2, fast=fast, grad_hooks=grad_hooks)
+    if wrap_runner is not None:
+        runner = wrap_runner(runner)
     history = History(runner=runner.name)
     state = TrainState(net, opt, xd, yd, l2, min(bs, n))
     cbs = list(callbacks)
@@ -209,21 +226,27 @@ def fit(
         cbs.append(
             EarlyStopping(patience=int(early_stopping), monitor="val_loss" if val is not None else "loss")
         )
-    loop = _Epochs(net, runner, state, cbs, val, l2, progress, verbose)
+    loop = _Epochs(net, runner, state, cbs, val, l2, progress, verbose, task)
     for cb in cbs:
         cb.on_train_begin(state)
+    first, stop = 1, False
+    if resume is not None:
+        resume.apply(net, opt, rng, history, cbs)
+        first, stop = resume.epoch + 1, resume.stopped
     net.train()
     try:
-        for epoch in range(1, epochs + 1):
+        for epoch in range(first, epochs + 1):
+            if stop:
+                break
             state.epoch = epoch
             logs = loop.run(epoch, epochs, rng.permutation(n))
             history.epochs.append(logs)
-            stop = False
             for cb in cbs:
                 stop = bool(cb.on_epoch_end(epoch, logs)) or stop
             if stop:
                 history.stopped_early = epoch < epochs
-                break
+            if checkpoint is not None and checkpoint.due(epoch, stop or epoch == epochs):
+                checkpoint.save(net, opt, rng, history, cbs, epoch=epoch, stopped=stop)
     finally:
         net.eval()
     for cb in cbs:

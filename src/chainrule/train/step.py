@@ -18,7 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.accel import make_fast_runner
+from chainrule.accel.recurrent import install as install_recurrent
 from chainrule.backend import namespace
+from chainrule.backend.memory import reuse_freed_memory
 from chainrule.nn.functional import count_correct
 from chainrule.nn.model import Sequential
 from chainrule.nn.params import Param
@@ -28,7 +30,12 @@ __all__ = ["EpochRunner", "GradHook", "PlainRunner", "make_runner", "take_rows"]
 
 
 class GradHook(Protocol):
-    """Stage two of a step: sees (and may change) every ``param.grad`` before the update."""
+    """Stage two of a step: sees (and may change) every ``param.grad`` before the update.
+
+    A hook may also define ``grads_ready(positions)``: the fast runner then calls it during
+    backward with the positions (in ``net.params``) of each layer's finished gradients, so that
+    an all-reduce can start sending them early (:class:`chainrule.parallel.GradAllreduce`).
+    """
 
     def __call__(self, params: Sequence[Param]) -> None: ...
 
@@ -101,7 +108,10 @@ def make_runner(
     ``param.grad`` (``+ λW``), calls the hooks, and updates. Driver hooks (a tracer) need the
     driver, so with one attached the planner declines and the network trains on the plain runner.
     """
+    if net.backend.name == "numpy":
+        reuse_freed_memory()  # each step's large temporaries land on the last step's pages
     if fast:
+        install_recurrent(net)  # the recurrent layers' in-place time loops (NumPy LSTM, tanh RNN)
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner

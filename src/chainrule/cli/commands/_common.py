@@ -126,6 +126,11 @@ def json_line(obj: Any) -> None:
     print(json.dumps(obj, default=json_default, separators=(",", ":")))
 
 
+def warning(msg: str) -> None:
+    """A warning about the data or options: one line on stderr, shown even under --quiet."""
+    print(f"chainrule: warning: {' '.join(msg.split())}", file=sys.stderr)
+
+
 def status(msg: str, quiet: bool) -> None:
     if not quiet:
         print(msg, file=sys.stderr)

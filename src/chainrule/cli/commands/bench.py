@@ -27,6 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="relu",
         choices=activation_kinds(),
     )
+    p.add_argument(
+        "--arch",
+        metavar="SPEC",
+        help="any layer-spec network instead of the MLP (conv nets; PyTorch gets the same modules and "
+        "weights), e.g. the reference CNN 'conv:32:3 relu maxpool:2 conv:64:3 relu maxpool:2 flatten "
+        "dense:128 relu dense:10'",
+    )
+    p.add_argument("--momentum", type=c.fraction, default=0.0, help="SGD momentum for both sides (default 0)")
     p.add_argument("--batch-size", type=c.positive_int, default=128)
     p.add_argument("--epochs", type=c.positive_int, default=5)
     p.add_argument("--lr", type=c.positive_float, default=0.1)
@@ -55,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         layers=args.layers,
         activation=args.activation,
+        arch=args.arch,
+        momentum=args.momentum,
         batch_size=args.batch_size,
         epochs=2 if args.quick and args.epochs == 5 else args.epochs,
         lr=args.lr,

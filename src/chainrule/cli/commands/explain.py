@@ -50,6 +50,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     net.add_argument("--model", metavar="PATH", help="a saved model (chainrule.io.serialize)")
     net.add_argument("--seed002", action="store_true", help="seed 002's worked 3-2-2 example, its x and t")
+    # issue 10: one CD-1 step of a tiny RBM instead of a backprop step
+    net.add_argument("--rbm", type=c.int_list(2, 1, "rbm", "6,3"), metavar="D,H", help="one CD-1 step of a D x H RBM")
+    # -- any layer-spec network (issue 8: a tiny CNN; issue 9: a tiny RNN unrolled through time) ----
+    net.add_argument(
+        "--arch",
+        metavar="SPEC",
+        help="a layer-spec network, e.g. 'conv:2:3 relu maxpool:2 flatten dense:3' or 'rnn:3 last dense:2'",
+    )
+    p.add_argument(
+        "--input-shape",
+        type=c.int_list(1, 1, "input shape", "1,6,6"),
+        metavar="SHAPE",
+        help="per-sample input shape of --arch (images C,H,W; sequences T,D)",
+    )
     p.add_argument("--activation", default="sigmoid", choices=hidden_activations(), help="hidden activation")
     p.add_argument("--loss", default="squared", choices=LOSSES, help="loss of a fresh MLP (default squared)")
     p.add_argument("--seed", type=c.nonneg_int, default=0, help="weights and any random input (default 0)")

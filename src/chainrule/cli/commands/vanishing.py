@@ -7,6 +7,7 @@ import sys
 
 from chainrule.cli.commands import _common as c
 from chainrule.jobs.vanishing import VanishingConfig, run_vanishing
+from chainrule.jobs.vanishing_rnn import run_vanishing_rnn
 
 NAME = "vanishing"
 HELP = "measure vanishing and exploding gradients in deep sigmoid/tanh/ReLU nets (seed 004)"
@@ -41,9 +42,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plots", action="store_true", help="print the tables only")
     p.add_argument("--json", action="store_true", help="print one JSON object (the summary) as the last line")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no tables")
+    p.add_argument(
+        "--rnn",
+        action="store_true",
+        help="through time instead: ‖∂E/∂h_t‖ against distance from the loss, tanh RNN vs LSTM (issue 9)",
+    )
+
+
+def _run_rnn(args: argparse.Namespace) -> int:
+    res = run_vanishing_rnn(args.out, seed=args.seed, steps=args.steps, plots=not args.no_plots)
+    if not args.quiet:
+        print(res.result.table, file=sys.stderr if args.json else sys.stdout)
+        for path in res.written:
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        c.json_line({**res.result.to_dict(), "written": [str(p) for p in res.written]})
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rnn:
+        return _run_rnn(args)
     cfg = c.config_from(VanishingConfig, args, plots=not args.no_plots, progress=not args.quiet)
     res = run_vanishing(cfg, log=lambda msg: c.status(msg, args.quiet))
     if not args.quiet:

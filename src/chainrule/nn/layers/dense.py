@@ -93,6 +93,9 @@ class Dense(Layer):
 
     The sums over rows are where a batch's per-sample gradients add up; the 1/N of a mean loss is
     already inside ``dy`` (it is applied once, in the loss).
+
+    On sequences ``x: (N, T, D_in)`` the layer is time-distributed: the same ``W`` at every step,
+    and the ``N·T`` rows are folded into one batch for the two gradient products.
     """
 
     kind = "dense"
@@ -137,7 +140,8 @@ class Dense(Layer):
     def spec_config(cls, args: dict[str, str], input_shape: tuple[int, ...]) -> dict[str, Any]:
         return {
             "type": cls.kind,
-            "in_features": rows_width(cls.kind, input_shape),
+            # sequences (T, D): time-distributed, the same W at every step
+            "in_features": input_shape[1] if len(input_shape) == 2 else rows_width(cls.kind, input_shape),
             "out_features": spec_number(args, "out", lo=1),
         }
 
@@ -151,6 +155,12 @@ class Dense(Layer):
 
     def backward(self, dy: Any, ctx: Any, *, need_dx: bool = True) -> Any:
         x = ctx
+        if x.ndim != 2:  # time-distributed: fold (N, T) into rows
+            xp = namespace(dy)
+            x, dy2 = xp.reshape(x, (-1, self.in_features)), xp.reshape(dy, (-1, self.out_features))
+            self.W.grad += x.T @ dy2
+            self.b.grad += xp.sum(dy2, axis=0)
+            return dy @ self.W.value.T if need_dx else None
         self.W.grad += x.T @ dy
         self.b.grad += namespace(dy).sum(dy, axis=0)
         return dy @ self.W.value.T if need_dx else None

@@ -1,0 +1,470 @@
+"""Data-parallel scaling on this machine: chainrule over MPI, side by side with PyTorch DDP (gloo).
+
+One command, one table (``--json``: one JSON object as the last line)::
+
+    flock /tmp/chainrule-bench.lock python benchmarks/mpi_bench.py [--steps 100] [--rounds 3]
+        [--batch 128] [--ranks 2,4,8] [--cnn SPEC] [--no-ddp] [--json]
+
+What runs (every rank with one BLAS/OpenMP/torch thread; ``OPENBLAS_CORETYPE`` and
+``OPENBLAS_L2_SIZE`` removed from the environment):
+
+* ``chainrule 1x1``: one process, the fast runner with nothing attached (fused SGD: the fastest
+  single-process step, the fair baseline);
+* ``chainrule 1x1 unfused``: one process with a do-nothing gradient hook, which makes the fast
+  runner write every gradient out before the update (what each rank does);
+* ``chainrule 2x1``: ``mpiexec -n 2``, each rank half of every global batch, the gradients summed
+  by one in-place Allreduce over one flat buffer (stage two of the step);
+* ``chainrule 2x1 overlap``: the same with a non-blocking Iallreduce started per layer during
+  backward;
+* ``torch 1x1`` and ``ddp 2x1``: the same network in PyTorch (eager autograd), alone and under
+  ``DistributedDataParallel`` with the gloo backend;
+* ``chainrule Nx1`` for each ``--ranks`` (oversubscribed past the cores: with and without
+  ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``, which ``--workers`` sets then);
+* an Allreduce sweep (0.25-4 MB, 2 ranks) whose least-squares line gives the cost per MB, and
+  from it a model of the step time on 8-64 hosts (assumptions in the output and in
+  docs/distributed.md).
+
+Each configuration is timed ``--rounds`` times, the rounds interleaved (1x1, 2x1, DDP, ...), and
+the median round is reported: time per step (the slowest rank's), samples per second, and the
+share of the step spent in the gradient Allreduce (including the wait for the slower rank).
+Efficiency = throughput(2 ranks x 1 thread) / (2 x throughput(1 rank x 1 thread)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.backend.threads import limit_threads
+from chainrule.io import load_data
+from chainrule.nn.builders import mlp
+from chainrule.optim import get_optimizer
+from chainrule.parallel import GradAllreduce, ShardedRunner, current_world
+from chainrule.parallel.launch import find_mpiexec
+from chainrule.train.step import make_runner
+
+HERE = Path(__file__).resolve()
+MLP = [784, 256, 128, 10]
+LR = 0.1
+
+
+# -- workers (one per rank) -------------------------------------------------------------------
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    data = load_data("default")  # the embedded MNIST subset: 6000 x 784, float32
+    return np.ascontiguousarray(data.x_train, dtype=np.float32), np.asarray(data.y_train)
+
+
+def _order(n_rows: int, steps: int, batch: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    reps = -(-steps * batch // n_rows)
+    return np.concatenate([rng.permutation(n_rows) for _ in range(reps)])[: steps * batch]
+
+
+def _chainrule_net(cnn: str | None) -> Any:
+    if cnn:
+        from chainrule.nn.spec import build  # the layer-spec language (CNN words, when registered)
+
+        return build(cnn, (1, 28, 28), seed=0, dtype=np.float32)
+    return mlp(MLP, "relu", seed=0, dtype=np.float32)
+
+
+def worker_chainrule(args: argparse.Namespace) -> dict[str, Any]:
+    world = current_world()
+    x, y = _data()
+    if args.cnn:
+        x = x.reshape(-1, 1, 28, 28)
+    net = _chainrule_net(args.cnn)
+    net.train()
+    opt = get_optimizer("sgd", LR)
+    reducer = None
+    if world.distributed:
+        reducer = GradAllreduce(world, net.params, overlap=args.overlap)
+        runner: Any = ShardedRunner(make_runner(net, opt, 0.0, grad_hooks=[reducer]), world, reducer)
+    elif args.hooked:  # one process with a do-nothing hook: the unfused step the ranks run
+        runner = make_runner(net, opt, 0.0, grad_hooks=[lambda params: None])
+    else:
+        runner = make_runner(net, opt, 0.0)
+    order = _order(len(x), args.warmup + args.steps, args.batch)
+    split = args.warmup * args.batch
+    with limit_threads(1):
+        runner.run_epoch(x, y, order[:split], args.batch, lambda: None)
+        world.barrier()
+        comm0 = reducer.seconds if reducer else 0.0
+        t0 = time.perf_counter()
+        runner.run_epoch(x, y, order[split:], args.batch, lambda: None)
+        elapsed = time.perf_counter() - t0
+        comm = (reducer.seconds - comm0) if reducer else 0.0
+    rows = world.allgather((elapsed, comm))
+    return _summary(args, runner.name, [r[0] for r in rows], [r[1] for r in rows], reducer)
+
+
+def worker_overlap_ab(args: argparse.Namespace) -> dict[str, Any]:
+    """One 2-rank job alternating blocks of steps with and without per-layer Iallreduce, so that
+    load from elsewhere hits both alike; the median block of each, in ms per step."""
+    world = current_world()
+    x, y = _data()
+    net = _chainrule_net(None)
+    net.train()
+    opt = get_optimizer("sgd", LR)
+    reducer = GradAllreduce(world, net.params)
+    runner = ShardedRunner(make_runner(net, opt, 0.0, grad_hooks=[reducer]), world, reducer)
+    block = 20
+    order = _order(len(x), block * (2 * args.rounds * 2 + 1), args.batch)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with limit_threads(1):
+        runner.run_epoch(x, y, order[: block * args.batch], args.batch, lambda: None)
+        for k in range(4 * args.rounds):
+            reducer.overlap = bool(k % 2)
+            chunk = order[(k + 1) * block * args.batch : (k + 2) * block * args.batch]
+            world.barrier()
+            t0 = time.perf_counter()
+            runner.run_epoch(x, y, chunk, args.batch, lambda: None)
+            times[reducer.overlap].append(max(world.allgather(time.perf_counter() - t0)))
+    return {f"{'on' if k else 'off'}": 1e3 * statistics.median(v) / block for k, v in times.items()}
+
+
+def _summary(
+    args: argparse.Namespace, runner: str, elapsed: list[float], comm: list[float], reducer: Any
+) -> dict:
+    slowest = max(elapsed)
+    return {
+        "runner": runner,
+        "ranks": len(elapsed),
+        "step_ms": 1e3 * slowest / args.steps,
+        "samples_per_s": args.steps * args.batch / slowest,
+        "comm_share": statistics.mean(c / e for c, e in zip(comm, elapsed, strict=True)),
+        "comm_ms": 1e3 * statistics.mean(comm) / args.steps,
+        "buffer_mb": (reducer.nbytes / 2**20) if reducer else 0.0,
+    }
+
+
+def _torch_model(cnn: str | None) -> Any:
+    import torch  # optional: the PyTorch side of the comparison
+
+    if not cnn:
+        return torch.nn.Sequential(
+            torch.nn.Linear(784, 256),
+            torch.nn.ReLU(),
+            torch.nn.Linear(256, 128),
+            torch.nn.ReLU(),
+            torch.nn.Linear(128, 10),
+        )
+    mods: list[Any] = []
+    for word in cnn.split():
+        name, *nums = word.split(":")
+        n = [int(v) for v in nums]
+        if name == "conv":
+            stride, pad = (n[2] if len(n) > 2 else 1), (n[3] if len(n) > 3 else 0)  # conv:OUT:K[:S[:P]]
+            mods.append(torch.nn.LazyConv2d(n[0], n[1], stride=stride, padding=pad))
+        elif name == "maxpool":
+            mods.append(torch.nn.MaxPool2d(n[0]))
+        elif name == "dense":
+            mods.append(torch.nn.LazyLinear(n[0]))
+        else:
+            mods.append({"relu": torch.nn.ReLU, "flatten": torch.nn.Flatten, "tanh": torch.nn.Tanh}[name]())
+    model = torch.nn.Sequential(*mods)
+    model(torch.zeros(1, 1, 28, 28))  # materialise the lazy layers
+    return model
+
+
+def worker_torch(args: argparse.Namespace) -> dict[str, Any]:
+    import torch  # optional: the PyTorch side of the comparison
+    import torch.distributed as dist  # optional: DDP with gloo
+
+    torch.set_num_threads(1)
+    rank, size = int(os.environ.get("PMI_RANK", "0")), int(os.environ.get("PMI_SIZE", "1"))
+    x, y = _data()
+    if args.cnn:
+        x = x.reshape(-1, 1, 28, 28)
+    torch.manual_seed(0)
+    model = _torch_model(args.cnn)
+    if size > 1:
+        dist.init_process_group(
+            "gloo", init_method=f"tcp://127.0.0.1:{args.port}", rank=rank, world_size=size
+        )
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    order = torch.from_numpy(_order(len(x), args.warmup + args.steps, args.batch))
+    lo, hi = rank * args.batch // size, (rank + 1) * args.batch // size
+
+    def run(steps: range) -> None:
+        for s in steps:
+            idx = order[s * args.batch + lo : s * args.batch + hi]
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    run(range(args.warmup))
+    if size > 1:
+        dist.barrier()
+    t0 = time.perf_counter()
+    run(range(args.warmup, args.warmup + args.steps))
+    elapsed = time.perf_counter() - t0
+    if size > 1:
+        out = [None] * size
+        dist.all_gather_object(out, elapsed)
+        dist.destroy_process_group()
+        elapsed_all = [float(v) for v in out]
+    else:
+        elapsed_all = [elapsed]
+    name = "ddp-gloo" if size > 1 else "torch-eager"
+    return _summary(args, name, elapsed_all, [0.0] * size, None)
+
+
+def worker_allreduce(args: argparse.Namespace) -> dict[str, Any]:
+    from mpi4py import MPI  # optional: the mpi extra
+
+    world = current_world()
+    out = {}
+    for mb in (0.25, 0.5, 1.0, 2.0, 4.0):
+        buf = np.ones(int(mb * 2**20) // 4, np.float32)
+        times = []
+        for i in range(25):
+            world.comm.Barrier()
+            t0 = time.perf_counter()
+            world.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            if i >= 5:
+                times.append(time.perf_counter() - t0)
+        out[str(mb)] = statistics.median(world.allgather(statistics.median(times)))
+    return {"allreduce_s": out}
+
+
+# -- the driver ----------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update({"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    src = str(HERE.parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run(
+    args: argparse.Namespace, worker: str, ranks: int, *extra: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(HERE),
+        "--worker",
+        worker,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--batch",
+        str(args.batch),
+        "--port",
+        str(_free_port()),
+        *extra,
+    ]
+    if args.cnn:
+        cmd += ["--cnn", args.cnn]
+    if ranks > 1 or worker == "allreduce":
+        cmd = [find_mpiexec() or "mpiexec", "-n", str(ranks), *cmd]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
+    if r.returncode != 0:
+        raise SystemExit(f"mpi_bench: {worker} x{ranks} failed:\n{r.stderr[-2000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = sorted(runs, key=lambda d: d["step_ms"])
+    best = dict(runs[len(runs) // 2])
+    best["step_ms_rounds"] = [round(d["step_ms"], 3) for d in runs]
+    return best
+
+
+def _model(cost_s: dict[str, float], step_1: dict[str, Any], batch: int, mb: float) -> dict[str, Any]:
+    """Step time on P hosts, one rank per host, per-rank batch fixed (weak scaling)."""
+    sizes = np.array([float(k) for k in cost_s])
+    secs = np.array(list(cost_s.values()))
+    beta, alpha2 = np.polyfit(sizes, secs, 1)  # 2 ranks: t = 2α + M β  (β: s per MB per link)
+    alpha = max(alpha2 / 2, 1e-6)
+    t_compute = step_1["step_ms"] / 1e3 * (batch // 2) / batch  # one rank's half of a global batch
+    nets = {
+        "loopback-measured": (alpha, beta),
+        "10GbE (1.25 GB/s, 50 us)": (50e-6, 1 / 1250),
+        "100Gb IB (12.5 GB/s, 2 us)": (2e-6, 1 / 12500),
+    }
+    table = {}
+    for name, (a, b) in nets.items():
+        rows = []
+        for p in (8, 16, 32, 64):
+            t_ar = 2 * np.log2(p) * a + 2 * (p - 1) / p * mb * b  # Rabenseifner: reduce-scatter + allgather
+            rows.append(
+                {
+                    "hosts": p,
+                    "step_ms": 1e3 * (t_compute + t_ar),
+                    "comm_share": t_ar / (t_compute + t_ar),
+                    "efficiency": t_compute / (t_compute + t_ar),
+                }
+            )
+        table[name] = rows
+    return {
+        "allreduce_ms_at_buffer": 1e3 * (alpha2 + beta * mb),
+        "ms_per_mb": 1e3 * beta,
+        "latency_us": 1e6 * alpha,
+        "compute_ms_per_rank": 1e3 * t_compute,
+        "per_rank_batch": batch // 2,
+        "buffer_mb": mb,
+        "hosts": table,
+    }
+
+
+def _blas() -> Any:
+    try:
+        from threadpoolctl import threadpool_info  # optional: BLAS details only
+
+        return [
+            {k: d.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+            for d in threadpool_info()
+        ]
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def drive(args: argparse.Namespace) -> dict[str, Any]:
+    load0 = os.getloadavg()
+    rounds: dict[str, list[dict[str, Any]]] = {}
+    plan = [
+        ("chainrule 1x1", "chainrule", 1, ()),
+        ("chainrule 1x1 unfused (hook)", "chainrule", 1, ("--hooked",)),
+        ("chainrule 2x1", "chainrule", 2, ()),
+        ("chainrule 2x1 overlap", "chainrule", 2, ("--overlap",)),
+    ]
+    if not args.no_ddp:
+        plan += [("torch 1x1", "torch", 1, ()), ("ddp 2x1", "torch", 2, ())]
+    for _ in range(args.rounds):
+        for name, worker, n, extra in plan:
+            rounds.setdefault(name, []).append(_run(args, worker, n, *extra))
+    results = {name: _median_round(runs) for name, runs in rounds.items()}
+    cores = os.cpu_count() or 1
+    for n in args.ranks:
+        if n == 2:
+            continue
+        tag = f"chainrule {n}x1" + (" (oversubscribed)" if n > cores else "")
+        results[tag] = _median_round([_run(args, "chainrule", n)])
+        if n > cores:  # what --workers sets when oversubscribed: MPICH yields while it waits
+            yielding = {"MPIR_CVAR_ENABLE_HEAVY_YIELD": "1"}
+            results[f"{tag} + heavy yield"] = _median_round([_run(args, "chainrule", n, env=yielding)])
+    sweep = _run(args, "allreduce", 2)["allreduce_s"]
+    overlap_ab = _run(args, "overlap-ab", 2)
+    one, two = results["chainrule 1x1"], results["chainrule 2x1"]
+    out: dict[str, Any] = {
+        "model": args.cnn or "mlp 784-256-128-10",
+        "batch": args.batch,
+        "steps": args.steps,
+        "results": results,
+        "efficiency_2x1": two["samples_per_s"] / (2 * one["samples_per_s"]),
+        "efficiency_2x1_overlap": results["chainrule 2x1 overlap"]["samples_per_s"]
+        / (2 * one["samples_per_s"]),
+        "allreduce_sweep_s": sweep,
+        "overlap_ab_step_ms": overlap_ab,
+        "host_model": _model(sweep, one, args.batch, two["buffer_mb"]),
+        "load_before": load0,
+        "load_after": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "blas": _blas(),
+    }
+    if "ddp 2x1" in results:
+        out["chainrule_over_ddp_step"] = two["step_ms"] / results["ddp 2x1"]["step_ms"]
+    return out
+
+
+def table(out: dict[str, Any]) -> str:
+    lines = [
+        f"model {out['model']}, global batch {out['batch']}, {out['steps']} timed steps, 1 thread per rank, "
+        f"load {out['load_before'][0]:.1f} -> {out['load_after'][0]:.1f} on {out['cpu_count']} cores",
+        f"{'configuration':34s} {'ms/step':>8s} {'samples/s':>10s} {'allreduce':>10s}  rounds (ms/step)",
+    ]
+    for name, r in out["results"].items():
+        comm = f"{100 * r['comm_share']:.1f}%" if r["ranks"] > 1 and "chainrule" in name else "-"
+        lines.append(
+            f"{name:34s} {r['step_ms']:8.3f} {r['samples_per_s']:10.0f} {comm:>10s}  {r['step_ms_rounds']}"
+        )
+    lines.append(
+        f"efficiency 2x1 = {out['efficiency_2x1']:.3f} (overlap: {out['efficiency_2x1_overlap']:.3f}); "
+        f"chainrule/DDP step = {out.get('chainrule_over_ddp_step', float('nan')):.3f}"
+    )
+    m = out["host_model"]
+    two = out["results"]["chainrule 2x1"]
+    ab = out["overlap_ab_step_ms"]
+    lines.append(
+        f"overlap A/B, MLP, in one 2-rank job (alternating blocks of 20 steps): {ab['off']:.3f} ms/step without, "
+        f"{ab['on']:.3f} ms/step with per-layer Iallreduce ({ab['on'] / ab['off']:.3f}x)"
+    )
+    lines.append(
+        f"allreduce alone at the buffer size: {m['allreduce_ms_at_buffer']:.3f} ms = "
+        f"{100 * m['allreduce_ms_at_buffer'] / two['step_ms']:.1f}% of the 2x1 step (the rest of the "
+        "allreduce share is waiting for the slower rank)"
+    )
+    lines.append(
+        f"allreduce (2 ranks, loopback): {m['ms_per_mb']:.3f} ms/MB + {m['latency_us']:.1f} us; "
+        f"gradient buffer {m['buffer_mb']:.2f} MB; compute {m['compute_ms_per_rank']:.3f} ms/step "
+        f"at {m['per_rank_batch']} samples per rank"
+    )
+    for net, rows in m["hosts"].items():
+        cells = "  ".join(
+            f"P={r['hosts']}: {r['step_ms']:.2f} ms ({100 * r['efficiency']:.0f}%)" for r in rows
+        )
+        lines.append(f"  model, {net:28s} {cells}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--ranks", type=lambda s: [int(v) for v in s.split(",")], default=[2, 4, 8])
+    p.add_argument("--cnn", default=None, help="a layer spec for the CNN (needs its words registered)")
+    p.add_argument("--no-ddp", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--worker", choices=["chainrule", "torch", "allreduce", "overlap-ab"], help=argparse.SUPPRESS
+    )
+    p.add_argument("--overlap", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--hooked", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        fn = {
+            "chainrule": worker_chainrule,
+            "torch": worker_torch,
+            "allreduce": worker_allreduce,
+            "overlap-ab": worker_overlap_ab,
+        }[args.worker]
+        result = fn(args)
+        if int(os.environ.get("PMI_RANK", "0")) == 0:
+            print(json.dumps(result))
+        return 0
+    out = drive(args)
+    print(table(out), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
