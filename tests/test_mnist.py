@@ -17,11 +17,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def mnist(request):
-    from conftest import mnist_dir
+    from conftest import missing, mnist_dir
 
     d = mnist_dir()
     if d is None:
-        pytest.skip("real MNIST not found (set CHAINRULE_TEST_MNIST)")
+        missing("real MNIST not found (set CHAINRULE_TEST_MNIST)")
     return load_mnist(d)
 
 

@@ -1,11 +1,14 @@
 """JSON for NumPy values, and atomic file writes: a temp file in the target's directory, fsync, then ``os.replace``.
 
-A reader never sees a half-written file, and a failure leaves any previous file untouched.
+A reader never sees a half-written file, and a failure leaves any previous file untouched. A temp
+file is removed when the write fails or is interrupted (SIGINT; SIGTERM once the CLI turns it into
+an exception); one left by a process killed outright is removed by the next write to that target.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +27,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise FileNotFoundError(2, "directory does not exist", str(directory))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    _remove_stale_temps(directory, target.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         # mkstemp makes 0600 files; give the result the mode a plain open() would (or the old file's)
         try:
@@ -43,6 +47,26 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb", **kwargs: Any) -
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _remove_stale_temps(directory: Path, name: str) -> None:
+    """Remove temp files of ``name`` left by a writer that was killed outright (SIGKILL, power
+    loss): their names carry the writer's process id, and that process no longer exists."""
+    for stale in directory.glob(f".{glob.escape(name)}.*.tmp"):
+        pid = stale.name[len(name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

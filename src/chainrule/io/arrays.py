@@ -5,16 +5,20 @@
 
 from __future__ import annotations
 
+import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.errors import ChainruleError, ConfigError, DataError, DataNotFoundError
+from chainrule.io.csvstream import read_npy
 from chainrule.io.dataset import XY, Dataset, PathArg, as_index, check_xy, holdout_split, infer_task
 
 __all__ = ["load_arrays"]
 
 _NAME_KEYS = ("feature_names", "class_names")
+_DEFLATE_MAX_RATIO = 1032  # deflate expands one byte into at most ~1032
 _SPLIT_KEYS = {"x_train", "y_train", "x_test", "y_test"}
 
 
@@ -28,30 +32,68 @@ def _names(z: np.lib.npyio.NpzFile, key: str, p: Path) -> list[str] | None:
     return [str(s) for s in arr.tolist()]
 
 
+def _check_npz(p: Path) -> None:
+    """Before anything is decompressed: every member is a ``.npy`` array whose header declares
+    exactly the bytes the member holds, and the members' declared sizes are ones the archive's
+    compressed size can expand to (no zip bomb)."""
+    with zipfile.ZipFile(p) as zf:
+        infos = zf.infolist()
+        if sum(i.file_size for i in infos) > p.stat().st_size * _DEFLATE_MAX_RATIO + (1 << 20):
+            raise DataError(f"{p}: the archive's members declare more data than its size can hold")
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise DataError(f"{p}: member {info.filename[:80]!r} is not a .npy array")
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                need = math.prod(shape) * dtype.itemsize + fh.tell()
+            if dtype.hasobject:
+                raise DataError(
+                    f"{p}: refusing to load pickled data (member {info.filename[:80]!r} is an object array)"
+                )
+            if need != info.file_size:
+                raise DataError(
+                    f"{p}: member {info.filename[:80]!r} declares shape {shape} of {dtype} "
+                    f"but holds {info.file_size} bytes"
+                )
+
+
 def _read_file(p: Path) -> tuple[np.ndarray | dict[str, np.ndarray], dict[str, list[str] | None]]:
     """Load a ``.npy`` array or the arrays of an ``.npz``, plus its optional name lists.
 
-    Refuses pickled data and object arrays, and turns every failure of a damaged file into a
+    Checks the magic bytes first (a garbage file is "not a NumPy file", not "pickled"), refuses
+    pickled data and object arrays, and turns every failure of a damaged file into a
     :class:`DataError` naming the file.
     """
     try:
-        loaded = np.load(p, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded, {}
-        with loaded as z:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+        if p.suffix.lower() == ".npy":
+            return read_npy(p), {}
+        if magic[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+            raise DataError(f"{p}: not a NumPy .npz file (not a zip archive)")
+        _check_npz(p)
+        with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files if k not in _NAME_KEYS}
             return arrays, {key: _names(z, key, p) for key in _NAME_KEYS}
+    except ChainruleError:
+        raise
     except ValueError as e:
         if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
             raise DataError(
                 f"{p}: refusing to load pickled data (object arrays and pickles can run "
                 f"arbitrary code); save plain numeric arrays instead"
             ) from None
-        raise DataError(f"{p}: not a valid NumPy file ({e})") from None
-    except (OSError, EOFError, KeyError) as e:
-        raise DataError(f"{p}: not a valid NumPy file ({e})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends from a damaged .npz
-        raise DataError(f"{p}: not a valid NumPy file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{p}: not a valid NumPy file ({_short(e)})") from None
+    except Exception as e:  # OSError, EOFError, zipfile.BadZipFile and friends from a damaged file
+        raise DataError(f"{p}: not a valid NumPy file ({type(e).__name__}: {_short(e)})") from None
+
+
+def _short(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
 
 
 def _from_npy(p: Path, a: np.ndarray, target: int | str | None) -> tuple[np.ndarray, np.ndarray]:

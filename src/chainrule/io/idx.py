@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -22,7 +23,9 @@ from chainrule.io.dataset import PathArg
 __all__ = ["read_idx"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_CHUNK = 1 << 22  # 4 MiB
+_CHUNK = 1 << 18  # 256 KiB: the most held beyond the declared payload
+_EXTRA_LIMIT = 1 << 22  # trailing bytes decompressed before a file is called oversized
+_GZIP_MAX_RATIO = 1032  # deflate cannot expand one byte into more than ~1032
 _IDX_TYPES = {
     0x08: "unsigned byte",
     0x09: "signed byte",
@@ -45,9 +48,9 @@ def _read_upto(f: IO[bytes], n: int) -> bytearray:
 
 
 def _count_rest(f: IO[bytes]) -> int:
-    """Count (and drop) the bytes left in ``f``."""
+    """Count (and drop) the bytes left in ``f``, stopping at :data:`_EXTRA_LIMIT`."""
     total = 0
-    while chunk := f.read(_CHUNK):
+    while total < _EXTRA_LIMIT and (chunk := f.read(_CHUNK)):
         total += len(chunk)
     return total
 
@@ -78,22 +81,40 @@ def _read_header(f: IO[bytes], p: Path) -> tuple[int, ...]:
     return struct.unpack(f">{ndim}I", bytes(dims_raw))
 
 
-def _parse_idx(f: IO[bytes], p: Path) -> np.ndarray:
-    """Parse a whole IDX stream; check the payload is exactly as long as the header says."""
+def _parse_idx(f: IO[bytes], p: Path, limit: int | None) -> np.ndarray:
+    """Parse a whole IDX stream; check the payload is exactly as long as the header says.
+
+    ``limit`` is the most payload the stream can hold (the raw file's size, or what its
+    compressed size can expand to): a header declaring more is refused before anything is
+    allocated. The payload is then read into one array of the declared size, in small chunks,
+    and at most :data:`_EXTRA_LIMIT` bytes past it are decompressed to report an oversized file."""
     dims = _read_header(f, p)
     expected = math.prod(dims)
     kind = "pixel data" if len(dims) >= 2 else "label data"
-    data = _read_upto(f, expected)
-    if len(data) < expected:
+    if limit is not None and expected > limit:  # count what is there, keeping one chunk at a time
+        found = 0
+        while found <= limit and (chunk := f.read(_CHUNK)):
+            found += len(chunk)
         raise DataError(
-            f"{p}: truncated: expected {expected} bytes of {kind} for shape {dims}, found {len(data)}"
+            f"{p}: truncated: expected {expected} bytes of {kind} for shape {dims}, found {found}"
         )
+    data = np.empty(expected, dtype=np.uint8)
+    view = memoryview(data)
+    got = 0
+    while got < expected:
+        n = f.readinto(view[got : got + _CHUNK])  # type: ignore[attr-defined]
+        if not n:
+            raise DataError(
+                f"{p}: truncated: expected {expected} bytes of {kind} for shape {dims}, found {got}"
+            )
+        got += n
     extra = _count_rest(f)
     if extra:
+        more = "at least " if extra >= _EXTRA_LIMIT else ""
         raise DataError(
-            f"{p}: oversized: expected {expected} bytes of {kind} for shape {dims}, found {expected + extra}"
+            f"{p}: oversized: expected {expected} bytes of {kind} for shape {dims}, found {more}{expected + extra}"
         )
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+    return data.reshape(dims)
 
 
 def _read_idx_stream(fh: IO[bytes], p: Path) -> np.ndarray:
@@ -102,10 +123,11 @@ def _read_idx_stream(fh: IO[bytes], p: Path) -> np.ndarray:
     try:
         is_gzip = fh.read(2) == _GZIP_MAGIC
         fh.seek(0)
+        size = os.fstat(fh.fileno()).st_size
         if is_gzip:
             with gzip.GzipFile(fileobj=fh, mode="rb") as gz:
-                return _parse_idx(gz, p)
-        return _parse_idx(fh, p)
+                return _parse_idx(gz, p, size * _GZIP_MAX_RATIO + _CHUNK)
+        return _parse_idx(fh, p, size)
     except (OSError, EOFError, zlib.error) as e:
         if is_gzip:
             raise DataError(f"{p}: corrupt or truncated gzip data ({e})") from None

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule.errors import ConfigError, DataError, DataNotFoundError
+from chainrule.io.csvstream import bounded_lines
 from chainrule.io.dataset import (
     Dataset,
     PathArg,
@@ -19,6 +20,7 @@ from chainrule.io.dataset import (
     holdout_split,
     infer_task,
 )
+from chainrule.limits import check_classes
 
 __all__ = ["load_csv"]
 
@@ -56,7 +58,7 @@ def _read_rows(p: Path) -> _Table:
     lines: list[int] = []
     try:
         with open(p, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(bounded_lines(fh, str(p)))  # each line capped (chainrule.limits)
             for row in reader:
                 cells = [c.strip() for c in row]
                 if any(cells):
@@ -183,8 +185,9 @@ def _parse_labels(table: _Table, col: int, task: str = "auto") -> Labels:
                 f"non-negative integer (labels must be class indices 0..K-1 or names; "
                 f"pass --task regress for a quantity)"
             )
+    n_classes = int(values.max()) + 1
+    check_classes(n_classes, what)  # before anything sized by the class count
     y = values.astype(np.int64)
-    n_classes = int(y.max()) + 1
     return Labels(y, n_classes, None, "classify", warnings + empty_class_warning(y, n_classes, what))
 
 

@@ -14,6 +14,7 @@ from chainrule.errors import ConfigError
 from chainrule.inspect.explain import check_size, explain, render, render_summary, summarize
 from chainrule.inspect.rbm_explain import explain_cd1, render_cd1
 from chainrule.io.serialize import load
+from chainrule.jobs.common import check_outputs
 from chainrule.jobs.explain_rnn import explain_recurrent_arch, recurrent_arch
 from chainrule.jobs.explain_spec import explain_spec_step
 from chainrule.nn.builders import mlp
@@ -61,6 +62,7 @@ class ExplainOutput:
 
 
 def run_explain(cfg: ExplainConfig) -> ExplainOutput:
+    check_outputs({"--out": cfg.out}, {"--model": cfg.model})
     if cfg.arch is not None and recurrent_arch(cfg.arch):  # issue 9: BPTT unrolled, in its own module
         text, ok = explain_recurrent_arch(
             cfg.arch, cfg.input_shape, cfg.batch, cfg.label, cfg.seed, cfg.format

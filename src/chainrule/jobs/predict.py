@@ -21,6 +21,7 @@ import numpy as np
 
 from chainrule._io import atomic_open
 from chainrule.errors import ConfigError, DataError, DataNotFoundError, ShapeError
+from chainrule.io import csvstream
 from chainrule.jobs.tabular import load_model, predict_rows
 
 __all__ = ["PredictConfig", "Prediction", "read_features", "run_predict"]
@@ -56,14 +57,12 @@ def read_features(path: str, drop: str | None = None) -> np.ndarray:
         if not p.exists():
             raise DataNotFoundError(f"input file not found: {path}")
         suffix = p.suffix.lower()
-        if suffix in (".npy", ".npz"):
+        if suffix == ".npy":
+            x = csvstream.read_npy(p)  # magic and header checked before the data is read
+        elif suffix == ".npz":
             x = _read_numpy(p, path)
-        else:
-            try:
-                text = p.read_text(encoding="utf-8-sig")
-            except UnicodeDecodeError:
-                raise DataError(f"{path}: not a UTF-8 CSV file") from None
-            x = _read_csv(text, path, drop)
+        else:  # bounded lines and fields, read in chunks (chainrule.io.csvstream)
+            x = csvstream.read_float_table(p, np.float64, drop=drop)
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[0] == 0:
@@ -120,6 +119,7 @@ def run_predict(cfg: PredictConfig) -> Prediction:
     trained = minfo.extra.get("train_config") if isinstance(minfo.extra.get("train_config"), dict) else {}
     target = cfg.target or trained.get("target") or "target"
     x = read_features(cfg.input, drop=target)
+    _check_fits(x, net.dtype, cfg.input)
     if net.input_dim is not None and x.shape[1] != net.input_dim:
         raise ShapeError(
             f"{cfg.input}: rows have {x.shape[1]} features but the model expects {net.input_dim}"
@@ -136,6 +136,16 @@ def run_predict(cfg: PredictConfig) -> Prediction:
     if cfg.out is not None:
         write_predictions(result, cfg.out)
     return result
+
+
+def _check_fits(x: np.ndarray, dtype: Any, path: str) -> None:
+    """Refuse a value the model's dtype cannot hold (1e39 would become inf in float32)."""
+    if dtype is None or np.dtype(dtype).kind != "f" or x.dtype.itemsize <= np.dtype(dtype).itemsize:
+        return
+    big = np.abs(x) > np.finfo(dtype).max
+    if big.any():
+        i, j = (int(v) for v in np.argwhere(big)[0])
+        raise DataError(f"{path}: row {i + 1}, column {j + 1}: value {x[i, j]:.6g} overflows {np.dtype(dtype).name}")
 
 
 def write_predictions(pred: Prediction, path: str) -> None:

@@ -46,6 +46,7 @@ from chainrule.io.dataset import Dataset
 from chainrule.io.scaling import Scaler, auto_scale
 from chainrule.io.serialize import load_with_info
 from chainrule.jobs.common import DownloadBars
+from chainrule.limits import check_classes
 from chainrule.nn.model import Sequential
 
 __all__ = [
@@ -90,11 +91,13 @@ def load_for_job(
     test_fraction: float,
     task: str,
     progress: bool,
+    min_classes: int = 1,
 ) -> Dataset:
-    """:func:`chainrule.io.load_data` with download bars, the split and the task."""
+    """:func:`chainrule.io.load_data` with download bars, the split and the task; then a classifier's
+    class count is checked against :mod:`chainrule.limits` and ``min_classes``."""
     bars = DownloadBars(enabled=progress)
     try:
-        return load_data(
+        data = load_data(
             spec,
             data_dir,
             target=target,
@@ -106,6 +109,14 @@ def load_for_job(
         )
     finally:
         bars.close()
+    if data.task != "regress":
+        check_classes(data.n_classes, spec)
+        if data.n_classes < min_classes:
+            raise DataError(
+                f"{spec}: the labels hold {data.n_classes} class(es); training a classifier needs at "
+                f"least {min_classes}"
+            )
+    return data
 
 
 @dataclass

@@ -17,7 +17,7 @@ from chainrule.errors import ConfigError, ShapeError
 from chainrule.io.augment import augment
 from chainrule.io.scaling import fit_scaler
 from chainrule.io.serialize import save
-from chainrule.jobs.common import Log, check_writable, require_packages, say
+from chainrule.jobs.common import Log, check_outputs, require_packages, say
 from chainrule.jobs.tabular import (
     ModelInfo,
     Resolved,
@@ -108,8 +108,10 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     ``warn`` warnings about the data (task inference, empty classes; default: Python warnings).
     A run that diverges, stalls or fails writes no model, so an existing ``--save`` file is kept."""
     backend = get_backend(cfg.backend, cfg.device)
-    for out in (cfg.save, cfg.plot, cfg.log, cfg.report):
-        check_writable(out)
+    check_outputs(
+        {"--save": cfg.save, "--plot": cfg.plot, "--log": cfg.log, "--report": cfg.report},
+        {"--data": cfg.data, "--data-dir": cfg.data_dir, "--init-from": cfg.init_from},
+    )
     # -- data parallel: one process unless under mpiexec (chainrule.parallel) -----------------
     world = current_world()
     check_batch(cfg.batch_size, world.size, cfg.drop_remainder)
@@ -124,7 +126,7 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     )
     data = load_for_job(
         cfg.data, cfg.data_dir, target=cfg.target, download=cfg.download, seed=cfg.seed,
-        test_fraction=cfg.test_fraction, task=cfg.task, progress=cfg.progress,
+        test_fraction=cfg.test_fraction, task=cfg.task, progress=cfg.progress, min_classes=2,
     )  # fmt: skip
     say(log, data.summary())
     if cfg.augment is not None:  # issue 8: Nielsen's 1-pixel shifts (x5)

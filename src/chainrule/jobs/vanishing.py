@@ -10,7 +10,7 @@ from pathlib import Path
 from chainrule._io import atomic_write_text, json_default
 from chainrule.errors import ConfigError
 from chainrule.io import load_data
-from chainrule.jobs.common import Log, require_packages, say
+from chainrule.jobs.common import Log, check_writable, require_packages, say
 from chainrule.report.plots import plot_vanishing
 from chainrule.studies.vanishing import StudyResult, run_study
 
@@ -47,6 +47,7 @@ def run_vanishing(cfg: VanishingConfig, *, log: Log = None) -> VanishingOutput:
         raise ConfigError(f"--out {cfg.out}: exists and is not a directory")
     if cfg.plots:
         out.mkdir(parents=True, exist_ok=True)
+        check_writable(out / "vanishing.json", "--out")
         require_packages([("matplotlib", "plots", "plot", True)])
     data = load_data(cfg.data, cfg.data_dir)
     say(log, data.summary())

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ConfigError
+from chainrule.limits import check_params
 from chainrule.nn.layer import LAYERS, Layer, activation_kinds, layer_from_config
 from chainrule.nn.layers import Dense, Maxout
 from chainrule.nn.losses import get_loss
@@ -60,6 +61,8 @@ def mlp(
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ConfigError(f"layer sizes must be at least two positive integers, got {sizes}")
+    k = maxout_k if activation == "maxout" else 1
+    check_params(sum((a * k + 1) * b for a, b in itertools.pairwise(sizes)), f"an MLP {sizes}")
     if activation not in hidden_activations():
         raise ConfigError(f"unknown activation {activation!r}; choose {', '.join(hidden_activations())}")
     loss_obj = get_loss(loss)

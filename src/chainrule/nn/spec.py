@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.errors import ConfigError, ShapeError
+from chainrule.limits import LIMITS
 from chainrule.nn.layer import LAYERS, Layer, SpecContext
 from chainrule.nn.losses import get_loss
 from chainrule.nn.model import Sequential
@@ -188,12 +189,13 @@ def build(
     seed: int | None = 0,
     dtype: Any = np.float32,
     init: str = "auto",
-    max_params: int = 500_000_000,
+    max_params: int | None = None,
 ) -> Sequential:
     """A :class:`Sequential` from a spec, for samples of ``input_shape`` (no batch axis).
 
     Each word's config is worked out for the shape flowing in and its parameter count bounded
-    (``max_params`` in all) before its weights exist; its ``output_shape`` is checked before the
+    (``max_params`` in all, default :data:`chainrule.limits.LIMITS` ``.max_params``, which the CLI's
+    ``--max-params`` sets) before its weights exist; its ``output_shape`` is checked before the
     next word, so a kernel larger than its input, or pooling below 1×1, is an error naming the word.
     Weights come from NumPy's generator seeded with ``seed``; ``init="auto"`` picks each weight
     layer's initialiser from the activation after it.
@@ -206,7 +208,7 @@ def build(
         raise ShapeError(f"input shape must be positive sizes, got {tuple(input_shape)}")
     rng = np.random.default_rng(seed)
     layers: list[Layer] = []
-    budget = int(max_params)
+    budget = int(LIMITS.max_params if max_params is None else max_params)
     for i, w in enumerate(words):
         try:
             cfg, count = _bounded_config(w, shape, budget)

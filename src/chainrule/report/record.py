@@ -47,6 +47,10 @@ __all__ = [
 REQUIRED_KEYS = ("config", "history", "evaluation", "gradient_flow", "chainrule_version")
 
 
+MAX_DEPTH = 64  # JSON nesting a run record may have (its own is at most 4)
+MAX_BYTES = 256 * 1024 * 1024  # a run record file is read whole
+
+
 class RunRecordError(ChainruleError, ValueError):
     """A run record (``chainrule train --log`` JSON) is malformed or incomplete."""
 
@@ -171,6 +175,10 @@ class RunRecord:
             raise RunRecordError(
                 f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
             ) from None
+        except RecursionError:
+            raise RunRecordError(f"{source}: JSON nested too deeply") from None
+        if _too_deep(record, MAX_DEPTH):
+            raise RunRecordError(f"{source}: JSON nested more than {MAX_DEPTH} levels deep")
         return cls.from_dict(record, source=source)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -184,11 +192,27 @@ class RunRecord:
         """Read and validate a record. A missing file raises ``FileNotFoundError``; anything else
         wrong raises :class:`RunRecordError`."""
         p = Path(path)
+        if p.is_dir():
+            raise RunRecordError(f"{p}: is a directory, not a run record")
+        if p.exists() and p.stat().st_size > MAX_BYTES:
+            raise RunRecordError(
+                f"{p}: {p.stat().st_size:,} bytes, larger than any run record ({MAX_BYTES:,} at most)"
+            )
         try:
             text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise RunRecordError(f"{p}: not a run record (not UTF-8 text)") from None
         return cls.from_json(text, source=str(p))
+
+
+def _too_deep(value: Any, budget: int) -> bool:
+    """Whether parsed JSON nests deeper than ``budget`` levels (stops early)."""
+    if not isinstance(value, dict | list):
+        return False
+    if budget <= 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_too_deep(v, budget - 1) for v in items)
 
 
 def load_run(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -214,6 +238,10 @@ def history_from_dict(d: Any, source: str = "run record") -> History:
     best = d.get("best_epoch")
     if best is not None and not (isinstance(best, int) and not isinstance(best, bool)):
         raise RunRecordError(f"{source}: 'history.best_epoch' must be an integer or null")
+    if not isinstance(d.get("stopped_early", False), bool):
+        raise RunRecordError(f"{source}: 'history.stopped_early' must be true or false")
+    if not isinstance(d.get("runner", ""), str):
+        raise RunRecordError(f"{source}: 'history.runner' must be a string")
     return History(
         epochs=[{k: _from_json_number(v) for k, v in e.items()} for e in epochs],
         stopped_early=bool(d.get("stopped_early", False)),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from chainrule._io import json_default
+from chainrule.limits import LIMITS
 
 T = TypeVar("T")
 
@@ -94,6 +95,22 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], help="device (default: cpu)")
     p.add_argument(
         "--threads", type=positive_int, help="BLAS / torch threads on the CPU (default: library default)"
+    )
+
+
+def add_limit_args(p: argparse.ArgumentParser) -> None:
+    """``--max-params`` and ``--max-classes`` (every command has them; see :mod:`chainrule.limits`)."""
+    p.add_argument(
+        "--max-params",
+        type=positive_int,
+        metavar="N",
+        help=f"refuse networks with more than N parameters (default {LIMITS.max_params:,})",
+    )
+    p.add_argument(
+        "--max-classes",
+        type=positive_int,
+        metavar="K",
+        help=f"refuse datasets with more than K classes (default {LIMITS.max_classes:,})",
     )
 
 
