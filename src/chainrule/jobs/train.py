@@ -108,12 +108,13 @@ def run_train(cfg: TrainConfig, *, log: Log = None, warn: Warn = None) -> RunRec
     ``warn`` warnings about the data (task inference, empty classes; default: Python warnings).
     A run that diverges, stalls or fails writes no model, so an existing ``--save`` file is kept."""
     backend = get_backend(cfg.backend, cfg.device)
-    check_outputs(
-        {"--save": cfg.save, "--plot": cfg.plot, "--log": cfg.log, "--report": cfg.report},
-        {"--data": cfg.data, "--data-dir": cfg.data_dir, "--init-from": cfg.init_from},
-    )
     # -- data parallel: one process unless under mpiexec (chainrule.parallel) -----------------
     world = current_world()
+    if world.is_root:  # the writability probe writes a temp file: rank 0 alone writes
+        check_outputs(
+            {"--save": cfg.save, "--plot": cfg.plot, "--log": cfg.log, "--report": cfg.report},
+            {"--data": cfg.data, "--data-dir": cfg.data_dir, "--init-from": cfg.init_from},
+        )
     check_batch(cfg.batch_size, world.size, cfg.drop_remainder)
     ckpt_dir = cfg.checkpoint or cfg.resume  # rank 0 writes it, every rank reads it on resume
     ckpt = None if ckpt_dir is None else str(Path(ckpt_dir) / "checkpoint.npz")
