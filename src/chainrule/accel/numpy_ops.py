@@ -18,9 +18,17 @@ import numpy as np
 
 from chainrule.accel.cblas import cblas_gemm, gemm_at_d
 from chainrule.accel.loss_kernels import LOSS_KERNELS
-from chainrule.accel.plan import DENSE, IDENTITY, ActKernel, Block, HeadKernel, slope_not_negative
+from chainrule.accel.plan import (
+    DENSE,
+    IDENTITY,
+    ActKernel,
+    Block,
+    HeadKernel,
+    TableDispatch,
+    slope_not_negative,
+)
 from chainrule.accel.update_kernels import UPDATE_KERNELS
-from chainrule.nn.functional import count_correct, sigmoid
+from chainrule.nn.functional import sigmoid
 
 __all__ = ["NUMPY_ACTS", "NumpyOps"]
 
@@ -96,7 +104,7 @@ NUMPY_ACTS = {
 # --------------------------------------------------------------------------------------------
 
 
-class NumpyOps:
+class NumpyOps(TableDispatch):
     """The fast step's primitives on NumPy arrays (``xp = numpy``), every one in place or into ``out``."""
 
     name = "numpy"
@@ -179,19 +187,6 @@ class NumpyOps:
         """``z ← f(z + b)`` in place (``buf`` holds the masks and scratch of the block's kernel)."""
         self.xp.add(z, b, out=z)
         blk.kernel.forward(self, z, blk, buf)
-
-    def act_backward(self, d: Any, a: Any, blk: Block, buf: dict[str, Any]) -> None:
-        """``d ← d ⊙ f'`` in place, by the block's kernel."""
-        blk.kernel.backward(self, d, a, blk, buf)
-
-    # -- loss ------------------------------------------------------------------------------
-    def loss_grad(self, kind: str, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> Any:
-        """The batch-mean loss ``E`` (0-d) and ``delta ← ∂E/∂out``, by the ``LOSSES`` kernel."""
-        return self.LOSSES[kind](self, out, yb, delta, lb)
-
-    def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
-        """Rows whose predicted class equals the label (:func:`chainrule.nn.functional.count_correct`)."""
-        return count_correct(out, yb)
 
     # -- running totals of an epoch (host numbers: reading a NumPy scalar costs nothing) -----
     def reset_totals(self) -> None:

@@ -21,12 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from chainrule.nn.functional import count_correct
+
 __all__ = [
     "DENSE",
     "IDENTITY",
     "ActKernel",
     "Block",
     "HeadKernel",
+    "TableDispatch",
     "plan_blocks",
     "plan_step",
     "slope_not_negative",
@@ -151,3 +154,25 @@ def plan_step(net: Any, optimizer: Any, l2: float, ops: Any) -> list[Block] | No
     if blocks is None or len(net.params) != 2 * len(blocks):
         return None  # (a parameter outside the heads' W and b would not be trained)
     return blocks
+
+
+class TableDispatch:
+    """What every backend's ops class does the same way: look the kernel up in its tables.
+
+    ``act_backward`` runs the block's activation kernel, ``loss_grad`` the ``LOSSES`` kernel of the
+    loss, and ``count_correct`` :func:`chainrule.nn.functional.count_correct`. Backends whose
+    kernels differ (CuPy's fused ones) override a method; the rest inherit it."""
+
+    LOSSES: dict[str, Callable[..., Any]]
+
+    def act_backward(self, d: Any, a: Any, blk: Block, buf: dict[str, Any]) -> None:
+        """``d ← d ⊙ f'`` in place, by the block's kernel."""
+        blk.kernel.backward(self, d, a, blk, buf)
+
+    def loss_grad(self, kind: str, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> Any:
+        """The batch-mean loss ``E`` (0-d, or ``None`` if added to the totals) and ``delta ← ∂E/∂out``."""
+        return self.LOSSES[kind](self, out, yb, delta, lb)
+
+    def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
+        """Rows whose predicted class equals the label (a 0-d array/tensor: no synchronisation)."""
+        return count_correct(out, yb)

@@ -20,9 +20,16 @@ from typing import Any, ClassVar
 import numpy as np
 
 from chainrule.accel.loss_kernels import LOSS_KERNELS
-from chainrule.accel.plan import DENSE, IDENTITY, ActKernel, Block, HeadKernel, slope_not_negative
+from chainrule.accel.plan import (
+    DENSE,
+    IDENTITY,
+    ActKernel,
+    Block,
+    HeadKernel,
+    TableDispatch,
+    slope_not_negative,
+)
 from chainrule.accel.update_kernels import UPDATE_KERNELS
-from chainrule.nn.functional import count_correct
 
 __all__ = ["TORCH_ACTS", "TorchOps"]
 
@@ -118,7 +125,7 @@ def _softmax_ce(ops: Any, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> 
 # --------------------------------------------------------------------------------------------
 
 
-class TorchOps:
+class TorchOps(TableDispatch):
     """The fast step's primitives on torch tensors (CPU or CUDA), in place or into ``out``."""
 
     name = "torch"
@@ -201,19 +208,6 @@ class TorchOps:
             return
         self.xp.addmm(b, x, w, out=z)
         kernel.forward(self, z, blk, buf)
-
-    def act_backward(self, d: Any, a: Any, blk: Block, buf: dict[str, Any]) -> None:
-        """``d ← d ⊙ f'`` in place, by the block's kernel."""
-        blk.kernel.backward(self, d, a, blk, buf)
-
-    # -- loss ------------------------------------------------------------------------------
-    def loss_grad(self, kind: str, out: Any, yb: Any, delta: Any, lb: dict[str, Any]) -> Any:
-        """The batch-mean loss ``E`` (0-d, or ``None`` if added to the totals) and ``δ``."""
-        return self.LOSSES[kind](self, out, yb, delta, lb)
-
-    def count_correct(self, out: Any, yb: Any, lb: dict[str, Any]) -> Any:
-        """Rows whose predicted class equals the label, a 0-d tensor (no synchronisation)."""
-        return count_correct(out, yb)
 
     # -- running totals, on the device ------------------------------------------------------
     def reset_totals(self) -> None:
