@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from chainrule.accel import make_fast_runner
+from chainrule.accel.conv import make_conv_runner
 from chainrule.accel.recurrent import install as install_recurrent
 from chainrule.backend import namespace
 from chainrule.backend.memory import reuse_freed_memory
@@ -115,4 +116,7 @@ def make_runner(
         runner = make_fast_runner(net, optimizer, l2, grad_hooks)
         if runner is not None:
             return runner
+        conv_runner = make_conv_runner(net, optimizer, l2, grad_hooks)  # conv → ReLU → pool fused
+        if conv_runner is not None:
+            return conv_runner
     return PlainRunner(net, optimizer, l2, grad_hooks)

@@ -1,0 +1,310 @@
+"""The fused convolution block for NumPy: conv → ReLU → max-pool in one pass over reused buffers.
+
+The plain path runs ``Conv2D``, ``ReLU`` and ``MaxPool2D`` as three layers: seven passes over the
+convolution's full-size output ``z`` (bias, ReLU, its mask, the k² pooling maxima, the routing of δ)
+and a transpose of ``z`` and of ``δ`` into and out of NCHW. Here one :class:`ConvBlock` does the
+same arithmetic with the group's large arrays kept **channel-major**, ``(C_out, N, OH, OW)``, which
+is what the GEMM ``zᵀ = Km colᵀ`` writes and what ``∂E/∂Km = Dᵀ col`` reads, so neither is
+transposed. What changes, and why the numbers are the same:
+
+* **Bias and ReLU after the pool.** Per channel, ``max(z + b) = max(z) + b`` and
+  ``max(relu(v)) = relu(max(v))`` (both maps are monotone), so the block pools ``z`` first and adds
+  the bias and applies ReLU to the ``k²``-times smaller pooled array. In floating point the same
+  holds, since ``fl(z + b)`` is monotone in ``z``: the outputs are identical. The window's winner
+  is the first maximum of ``z`` in row-major order, as the plain layer picks it; the two could only
+  pick differently if two distinct ``z`` of one window round to the same ``z + b``.
+* **The winner is stored** (a ``uint8`` offset per window) instead of being found again in backward.
+  Backward masks the pooled δ with ``[a > 0]`` (ReLU's ``f'``, with ``f'(0) = 0``), writes it to the
+  winning offset of each window of the channel-major ``D`` and leaves every other entry zero.
+  ``∂E/∂b = Σ D`` is summed on the pooled δ (each of its entries lands in exactly one place of ``D``).
+* **∂E/∂x as the full convolution with the flipped kernel** (stride 1, when CBLAS is reachable):
+  ``D`` is padded with ``k − 1`` zeros into a channel-major ``(C_out, N, H_f, W_f)`` buffer, and
+  ``∂E/∂x_pad = Σ_{u,v} rot180(K)[u, v]ᵀ · D_pad`` shifted by ``(u, v)``. On the flattened buffer a
+  shift by ``(u, v)`` is a column offset ``u·W_f + v``, so each term is one GEMM on a strided view,
+  accumulated in place by ``beta = 1``: ``k²`` GEMMs and no ``col2im``. Positions whose window
+  wraps across a row or an image are computed and dropped (a ``H_f·W_f / (H_p·W_p)`` overhead).
+  Strided convolutions keep the plain ``col2im(D Km)``.
+
+The big buffers (``col``, ``zᵀ``, ``D``, the padded ``D``, the input gradient before cropping) are
+allocated once per block at the largest batch seen and reused by every later step (a smaller last
+batch uses their leading part). A step's context lives until that step's backward, which the
+runner (:class:`ConvRunner`) guarantees; the arrays handed to other layers are fresh.
+
+:func:`plan_conv` covers a ``conv`` group of a NumPy float network (``conv``, optionally ``relu``,
+optionally ``maxpool`` with ``stride = k``); every other layer runs its own plain ``forward`` and
+``backward``, in order, inside the same runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from chainrule.accel.cblas import cblas_gemm
+from chainrule.nn.convolution import col2im, out_size, pad_images
+from chainrule.nn.functional import count_correct
+from chainrule.nn.layer import Layer
+from chainrule.nn.layers.activations import ReLU
+from chainrule.nn.layers.conv import Conv2D
+from chainrule.nn.layers.pool import MaxPool2D
+from chainrule.nn.model import Sequential
+from chainrule.nn.regularizers import add_l2_grad
+from chainrule.optim import Optimizer
+
+__all__ = ["ConvBlock", "ConvRunner", "make_conv_runner", "plan_conv"]
+
+_ROW_MAJOR, _NO_TRANS = 101, 111
+
+
+class _Buffers:
+    """Named flat buffers, grown to the largest request; ``get`` views the leading part."""
+
+    def __init__(self) -> None:
+        self.flat: dict[str, np.ndarray] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, zero: bool = False) -> np.ndarray:
+        """A C-contiguous ``shape`` view of buffer ``name``. ``zero``: all zeros whenever the shape
+        differs from the last request's (the caller writes the same entries every time it asks for
+        one shape, and relies on the others staying zero)."""
+        size = int(np.prod(shape))
+        buf = self.flat.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = self.flat[name] = np.empty(size, dtype)
+            self.shapes.pop(name, None)
+        view = buf[:size].reshape(shape)
+        if zero and self.shapes.get(name) != shape:
+            view.fill(0)
+        self.shapes[name] = shape
+        return view
+
+
+class ConvBlock:
+    """``conv`` [→ ``relu``] [→ ``maxpool`` with ``stride = k``] of one group, fused (module docstring).
+
+    ``forward(x) -> (a, ctx)`` and ``backward(da, ctx, need_dx) -> dx`` take and give NCHW arrays,
+    as the layers do; ``∂E/∂K`` and ``∂E/∂b`` are added into the conv layer's ``param.grad``."""
+
+    def __init__(self, conv: Conv2D, relu: bool, pool: int) -> None:
+        self.conv, self.relu, self.pool = conv, relu, pool
+        self.layers = 1 + int(relu) + int(pool > 0)
+        self.bufs = _Buffers()
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        conv = self.conv
+        c_out, c, k, _ = conv.W.value.shape
+        s, p = conv.stride, conv.pad
+        n, _, h, w = x.shape
+        oh, ow = out_size(h, k, s, p), out_size(w, k, s, p)
+        col = self.bufs.get("col", (n * oh * ow, k * k * c), x.dtype)
+        win = _windows(x, k, s, p)
+        np.copyto(col.reshape(win.shape), win)  # im2col into the reused buffer
+        wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, K·K·C), columns (u, v, c)
+        zt = self.bufs.get("zt", (c_out, n, oh, ow), x.dtype)
+        np.matmul(wm, col.T, out=zt.reshape(c_out, -1))  # zᵀ = Km colᵀ, channel-major, no bias yet
+        if self.pool:
+            m, idx = self._pool_forward(zt)
+        else:
+            m, idx = zt, None
+        m += conv.b.value[:, None, None, None]  # max(z) + b = max(z + b)
+        if self.relu:
+            np.maximum(m, 0, out=m)
+        return np.ascontiguousarray(m.transpose(1, 0, 2, 3)), (col, x.shape, m, idx)
+
+    def _pool_forward(self, zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Max over each ``k×k`` window of ``zt (C_out, N, OH, OW)`` and the first winning offset."""
+        k = self.pool
+        c_out, n, oh, ow = zt.shape
+        ph, pw = out_size(oh, k, k), out_size(ow, k, k)
+        m = self.bufs.get("m", (c_out, n, ph, pw), zt.dtype)
+        idx = self.bufs.get("idx", (c_out, n, ph, pw), np.uint8)
+        gt = self.bufs.get("gt", (c_out, n, ph, pw), np.bool_)
+        tmp = self.bufs.get("tmp", (c_out, n, ph, pw), np.uint8)
+        views = [
+            zt[:, :, u : u + k * (ph - 1) + 1 : k, v : v + k * (pw - 1) + 1 : k]
+            for u in range(k)
+            for v in range(k)
+        ]
+        np.copyto(m, views[0])
+        idx.fill(0)
+        for code, view in enumerate(views[1:], start=1):
+            np.greater(view, m, out=gt)  # strictly greater: the first maximum keeps a tie
+            np.maximum(m, view, out=m)
+            # the last offset that beat the running maximum wins; codes grow, so it is the largest
+            np.multiply(gt.view(np.uint8), code, out=tmp)
+            np.maximum(idx, tmp, out=idx)
+        return m, idx
+
+    # -- backward --------------------------------------------------------------------------------
+    def backward(self, da: np.ndarray, ctx: Any, *, need_dx: bool = True) -> np.ndarray | None:
+        col, x_shape, m, idx = ctx
+        conv = self.conv
+        c_out, c, k, _ = conv.W.value.shape
+        dm = self.bufs.get("dm", m.shape, m.dtype)
+        np.copyto(dm, da.transpose(1, 0, 2, 3))  # δ of the group's output, channel-major
+        if self.relu:
+            np.multiply(dm, m > 0, out=dm)  # ReLU: f'(z) = [z > 0] = [a > 0]
+        conv.b.grad += dm.sum(axis=(1, 2, 3))  # ∂E/∂b = Σ D: each pooled δ lands once in D
+        n = x_shape[0]
+        oh, ow = (
+            out_size(x_shape[2], k, conv.stride, conv.pad),
+            out_size(x_shape[3], k, conv.stride, conv.pad),
+        )
+        dt = self._route(dm, idx, (c_out, n, oh, ow)) if self.pool else dm
+        d2 = dt.reshape(c_out, -1)  # Dᵀ (C_out, N·OH·OW)
+        dwm = d2 @ col  # ∂E/∂Km = Dᵀ col: δ correlated with the input, (C_out, K·K·C)
+        conv.W.grad += dwm.reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
+        if not need_dx:
+            return None
+        gemm = cblas_gemm()
+        fn = gemm.get(np.dtype(dt.dtype)) if gemm is not None else None
+        if conv.stride == 1 and fn is not None:
+            return self._full_convolution(fn, dt, x_shape)
+        wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)
+        return col2im(d2.T @ wm, x_shape, k, conv.stride, conv.pad)
+
+    def _route(self, dm: np.ndarray, idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """``D`` (channel-major, ``shape``): each pooled δ at its window's winning offset, zero
+        elsewhere (rows and columns no window covers are never written, and stay zero)."""
+        k = self.pool
+        dt = self.bufs.get("dt", shape, dm.dtype, zero=True)
+        ph, pw = dm.shape[2:]
+        eq = self.bufs.get("eq", dm.shape, np.bool_)
+        for code in range(k * k):
+            u, v = divmod(code, k)
+            np.equal(idx, code, out=eq)
+            np.multiply(dm, eq, out=dt[:, :, u : u + k * (ph - 1) + 1 : k, v : v + k * (pw - 1) + 1 : k])
+        return dt
+
+    def _full_convolution(self, fn: Any, dt: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        """``∂E/∂x`` for stride 1: ``D`` padded by ``k − 1``, correlated with ``rot180(K)`` (its
+        channels swapped), as ``k²`` shifted GEMMs on the flattened padded buffer."""
+        W = self.conv.W.value
+        c_out, c, k, _ = W.shape
+        p = self.conv.pad
+        n, _, h, w = x_shape
+        _, _, oh, ow = dt.shape
+        hf, wf = oh + 2 * (k - 1), ow + 2 * (k - 1)  # = H + 2p + k − 1
+        dp = self.bufs.get("dp", (c_out, n, hf, wf), dt.dtype, zero=True)
+        dp[:, :, k - 1 : k - 1 + oh, k - 1 : k - 1 + ow] = dt
+        length = n * hf * wf
+        rows = length - ((k - 1) * wf + k - 1)  # every output position whose window fits
+        out = self.bufs.get("dxf", (c, n, hf, wf), dt.dtype)
+        flat, dflat = out.reshape(c, length), dp.reshape(c_out, length)
+        wr = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # rot180(K)[u, v]: (C, C_out)
+        for u in range(k):
+            for v in range(k):
+                off = u * wf + v
+                fn(
+                    _ROW_MAJOR,
+                    _NO_TRANS,
+                    _NO_TRANS,
+                    c,
+                    rows,
+                    c_out,
+                    1.0,
+                    wr[u, v].ctypes.data,
+                    c_out,
+                    dflat[:, off:].ctypes.data,
+                    length,
+                    0.0 if off == 0 else 1.0,
+                    flat.ctypes.data,
+                    length,
+                )
+        return np.ascontiguousarray(out[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3))
+
+
+def _windows(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
+    """``(N, OH, OW, K, K, C)`` windows of ``x (N, C, H, W)`` through a channels-last copy: the
+    im2col rows of :func:`chainrule.nn.convolution.im2col`, columns ``(u, v, c)``, as a view."""
+    xh = np.ascontiguousarray(pad_images(x, pad).transpose(0, 2, 3, 1))
+    n, h, w, c = xh.shape
+    oh, ow = out_size(h, k, stride), out_size(w, k, stride)
+    s0, s1, s2, s3 = xh.strides
+    shape, strides = (n, oh, ow, k, k, c), (s0, s1 * stride, s2 * stride, s1, s2, s3)
+    return np.lib.stride_tricks.as_strided(xh, shape, strides, writeable=False)
+
+
+def plan_conv(net: Sequential) -> list[Any] | None:
+    """The stages of a fused step: a :class:`ConvBlock` for each ``conv`` [``relu``] [``maxpool``
+    with ``stride = k``] run, every other layer as itself; ``None`` when there is no convolution to
+    fuse, or the network is not a NumPy float network without driver hooks."""
+    if net.backend.name != "numpy" or net.hooks or net.loss is None:
+        return None
+    layers = list(net.layers)
+    stages: list[Any] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        if isinstance(layer, Conv2D) and layer.W.value.dtype in (np.float32, np.float64):
+            relu = i + 1 < len(layers) and type(layers[i + 1]) is ReLU
+            j = i + 1 + int(relu)
+            after = layers[j] if j < len(layers) else None
+            pool = after.kernel_size if _fusable_pool(after) and relu else 0
+            block = ConvBlock(layer, relu, pool)
+            stages.append(block)
+            i += block.layers
+        else:
+            stages.append(layer)
+            i += 1
+    return stages if any(isinstance(s, ConvBlock) for s in stages) else None
+
+
+def _fusable_pool(layer: Layer | None) -> bool:
+    return type(layer) is MaxPool2D and layer.stride == layer.kernel_size and layer.kernel_size <= 15
+
+
+class ConvRunner:
+    """The plain step (gradients, hooks, update) with the convolution groups fused: the same
+    arithmetic as :class:`chainrule.train.step.PlainRunner`, driven over :func:`plan_conv`'s stages."""
+
+    name = "numpy-conv"
+
+    def __init__(
+        self, net: Sequential, stages: list[Any], optimizer: Optimizer, l2: float, grad_hooks: Sequence[Any]
+    ) -> None:
+        self.net, self.stages, self.optimizer, self.l2 = net, stages, optimizer, l2
+        self.grad_hooks = list(grad_hooks)
+
+    def step(self, xb: Any, yb: Any) -> tuple[Any, Any]:
+        """One update; returns the batch's data loss and its number of correct predictions."""
+        net, params = self.net, self.net.params
+        loss = net.loss
+        net.zero_grad()
+        a, ctxs = net.as_batch(xb), []
+        for stage in self.stages:
+            a, ctx = stage.forward(a)
+            ctxs.append(ctx)
+        cost, lctx = loss.forward(a, yb)
+        d = loss.backward(lctx)
+        for i in range(len(self.stages) - 1, -1, -1):
+            d = self.stages[i].backward(d, ctxs[i], need_dx=i > 0)
+        if self.l2:
+            add_l2_grad(params, self.l2)
+        for hook in self.grad_hooks:
+            hook(params)
+        self.optimizer.step(params)
+        return cost, count_correct(a, yb)
+
+    def run_epoch(
+        self, x: Any, y: Any, order: np.ndarray, batch_size: int, on_step: Callable[[], None]
+    ) -> tuple[float, float]:
+        n, total_loss, total_correct = len(order), 0.0, 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            cost, correct = self.step(x[idx], y[idx])
+            total_loss = total_loss + cost * len(idx)
+            total_correct = total_correct + correct
+            on_step()
+        return float(total_loss) / n, float(total_correct) / n
+
+
+def make_conv_runner(
+    net: Sequential, optimizer: Optimizer, l2: float = 0.0, grad_hooks: Sequence[Any] = ()
+) -> ConvRunner | None:
+    """A :class:`ConvRunner` when :func:`plan_conv` finds a convolution group to fuse, else ``None``."""
+    stages = plan_conv(net)
+    return None if stages is None else ConvRunner(net, stages, optimizer, l2, grad_hooks)
