@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from chainrule.accel.conv import ConvBlock, ConvRunner, make_conv_runner, plan_conv
+from chainrule.backend.threads import limit_threads
 from chainrule.nn.spec import build
 from chainrule.optim import Momentum
 from chainrule.train.step import PlainRunner, make_runner
@@ -101,9 +102,11 @@ def test_a_driver_hook_keeps_the_plain_runner():
     assert isinstance(make_runner(net, Momentum(0.1, 0.9), 0.0), PlainRunner)
 
 
-def test_training_steps_equal_the_plain_runner_with_a_smaller_last_batch():
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_training_steps_equal_the_plain_runner_with_a_smaller_last_batch(threads):
     """Three momentum epochs with L2 over 11 samples in batches of 4 (the last batch has 3): the
-    reused buffers shrink and grow again, and the weights stay equal to the plain runner's."""
+    reused buffers shrink and grow again, and the weights stay equal to the plain runner's. With
+    2 or 3 BLAS threads each block runs as that many batch slices in Python threads."""
     arch, shape = "conv:4:3:1:1 relu maxpool:2 conv:5:3 relu maxpool:2 flatten dense:10", (2, 9, 10)
     nets = [build(arch, shape, loss="softmax-ce", seed=3, dtype=np.float64) for _ in range(2)]
     rng = np.random.default_rng(5)
@@ -114,7 +117,10 @@ def test_training_steps_equal_the_plain_runner_with_a_smaller_last_batch():
     for epoch in range(3):
         order = np.random.default_rng(epoch).permutation(11)
         lp = plain.run_epoch(x, y, order, 4, lambda: None)
-        lf = fused.run_epoch(x, y, order, 4, lambda: None)
+        with limit_threads(threads):
+            lf = fused.run_epoch(x, y, order, 4, lambda: None)
+            split = [type(s).__name__ for s in fused._stages()]
         assert lf == pytest.approx(lp, rel=1e-12)
+        assert split[:2] == (["SplitBlock"] * 2 if threads > 1 else ["ConvBlock"] * 2)
     for p, q in zip(nets[0].params, nets[1].params, strict=True):
         np.testing.assert_allclose(q.value, p.value, rtol=0, atol=1e-12)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cblas_gemm", "gemm_at_d"]
+__all__ = ["blas_thread_control", "cblas_gemm", "gemm_at_d"]
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -27,20 +27,15 @@ _PREFIXES = (
 
 
 @functools.cache
-def cblas_gemm() -> dict[np.dtype, Any] | None:
-    """``cblas_sgemm`` / ``cblas_dgemm`` of the OpenBLAS NumPy itself loaded, by dtype, or ``None``.
-
-    The library is the one threadpoolctl reports for NumPy (so thread limits apply to it). A tiny
-    self-test against ``np.matmul`` must pass, else this returns ``None`` and the caller keeps the
-    two-step update. ``CHAINRULE_NO_CBLAS=1`` turns it off.
-    """
-    if os.environ.get("CHAINRULE_NO_CBLAS"):
-        return None
+def _numpy_openblas() -> tuple[Any, ...]:
+    """The OpenBLAS libraries NumPy itself loaded (the ones threadpoolctl reports for NumPy, so
+    thread limits apply to them), opened with ctypes."""
     try:
         from threadpoolctl import threadpool_info  # optional: finds the BLAS NumPy loaded
     except ImportError:
-        return None
+        return ()
     np_dir = os.path.dirname(os.path.dirname(np.__file__))
+    libs = []
     for info in threadpool_info():
         path = info.get("filepath") or ""
         if info.get("internal_api") != "openblas" or not (
@@ -48,13 +43,50 @@ def cblas_gemm() -> dict[np.dtype, Any] | None:
         ):
             continue
         try:
-            lib = ctypes.CDLL(path)
+            libs.append(ctypes.CDLL(path))
         except OSError:
             continue
+    return tuple(libs)
+
+
+@functools.cache
+def cblas_gemm() -> dict[np.dtype, Any] | None:
+    """``cblas_sgemm`` / ``cblas_dgemm`` of the OpenBLAS NumPy itself loaded, by dtype, or ``None``.
+
+    A tiny self-test against ``np.matmul`` must pass, else this returns ``None`` and the caller
+    keeps the two-step update. ``CHAINRULE_NO_CBLAS=1`` turns it off.
+    """
+    if os.environ.get("CHAINRULE_NO_CBLAS"):
+        return None
+    for lib in _numpy_openblas():
         for prefix, suffix, int_t in _PREFIXES:
             fns = _entry_points(lib, prefix, suffix, int_t)
             if fns is not None and _self_test(fns):
                 return fns
+    return None
+
+
+@functools.cache
+def blas_thread_control() -> tuple[Any, Any] | None:
+    """``(get_num_threads(), set_num_threads_local(n) -> previous)`` of NumPy's OpenBLAS, or
+    ``None``. The local setter (OpenBLAS ≥ 0.3.27) changes the calling thread's BLAS threads only,
+    so a worker thread can run its GEMMs single-threaded while the process limit stays as set."""
+    for lib in _numpy_openblas():
+        local = getattr(lib, "openblas_set_num_threads_local", None)
+        for name in (
+            "scipy_openblas_get_num_threads64_",
+            "openblas_get_num_threads64_",
+            "openblas_get_num_threads",
+        ):
+            get = getattr(lib, name, None)
+            if local is not None and get is not None:
+                local.argtypes, local.restype, get.argtypes, get.restype = (
+                    [ctypes.c_int],
+                    ctypes.c_int,
+                    [],
+                    ctypes.c_int,
+                )
+                return get, local
     return None
 
 

@@ -38,11 +38,13 @@ optionally ``maxpool`` with ``stride = k``); every other layer runs its own plai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
-from chainrule.accel.cblas import cblas_gemm
+from chainrule.accel.cblas import blas_thread_control, cblas_gemm
 from chainrule.nn.convolution import col2im, out_size, pad_images
 from chainrule.nn.functional import count_correct
 from chainrule.nn.layer import Layer
@@ -140,6 +142,13 @@ class ConvBlock:
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, da: np.ndarray, ctx: Any, *, need_dx: bool = True) -> np.ndarray | None:
+        dW, db, dx = self.parts(da, ctx, need_dx)
+        self.conv.W.grad += dW
+        self.conv.b.grad += db
+        return dx
+
+    def parts(self, da: np.ndarray, ctx: Any, need_dx: bool) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(∂E/∂K, ∂E/∂b, ∂E/∂x or None)``, without touching the parameters."""
         col, x_shape, m, idx = ctx
         conv = self.conv
         c_out, c, k, _ = conv.W.value.shape
@@ -147,24 +156,21 @@ class ConvBlock:
         np.copyto(dm, da.transpose(1, 0, 2, 3))  # δ of the group's output, channel-major
         if self.relu:
             np.multiply(dm, m > 0, out=dm)  # ReLU: f'(z) = [z > 0] = [a > 0]
-        conv.b.grad += dm.sum(axis=(1, 2, 3))  # ∂E/∂b = Σ D: each pooled δ lands once in D
-        n = x_shape[0]
-        oh, ow = (
-            out_size(x_shape[2], k, conv.stride, conv.pad),
-            out_size(x_shape[3], k, conv.stride, conv.pad),
-        )
+        db = dm.sum(axis=(1, 2, 3))  # ∂E/∂b = Σ D: each pooled δ lands once in D
+        n, s, p = x_shape[0], conv.stride, conv.pad
+        oh, ow = out_size(x_shape[2], k, s, p), out_size(x_shape[3], k, s, p)
         dt = self._route(dm, idx, (c_out, n, oh, ow)) if self.pool else dm
         d2 = dt.reshape(c_out, -1)  # Dᵀ (C_out, N·OH·OW)
         dwm = d2 @ col  # ∂E/∂Km = Dᵀ col: δ correlated with the input, (C_out, K·K·C)
-        conv.W.grad += dwm.reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
+        dW = dwm.reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
         if not need_dx:
-            return None
+            return dW, db, None
         gemm = cblas_gemm()
         fn = gemm.get(np.dtype(dt.dtype)) if gemm is not None else None
-        if conv.stride == 1 and fn is not None:
-            return self._full_convolution(fn, dt, x_shape)
+        if s == 1 and fn is not None:
+            return dW, db, self._full_convolution(fn, dt, x_shape)
         wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)
-        return col2im(d2.T @ wm, x_shape, k, conv.stride, conv.pad)
+        return dW, db, col2im(d2.T @ wm, x_shape, k, s, p)
 
     def _route(self, dm: np.ndarray, idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """``D`` (channel-major, ``shape``): each pooled δ at its window's winning offset, zero
@@ -257,6 +263,52 @@ def _fusable_pool(layer: Layer | None) -> bool:
     return type(layer) is MaxPool2D and layer.stride == layer.kernel_size and layer.kernel_size <= 15
 
 
+class SplitBlock:
+    """One :class:`ConvBlock` per slice of the batch, run side by side in Python threads.
+
+    NumPy releases the GIL inside its array loops and BLAS calls, so ``workers`` threads that each
+    take ``1/workers`` of the batch (each with one BLAS thread, through OpenBLAS's per-thread
+    setting) run the im2col copies, the pooling and the routing in parallel too, where BLAS threads
+    would parallelise only the GEMMs. The threads wait on each other once per call, blocking rather
+    than spinning. The slices' ``∂E/∂K`` and ``∂E/∂b`` are added in slice order (deterministic for a
+    given thread count); their outputs and ``∂E/∂x`` are joined along the batch axis."""
+
+    def __init__(self, block: ConvBlock, workers: int, pool: ThreadPoolExecutor) -> None:
+        self.conv, self.layers = block.conv, block.layers
+        self.blocks = [block] + [ConvBlock(block.conv, block.relu, block.pool) for _ in range(workers - 1)]
+        self.pool = pool
+
+    def _map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
+        futures = [self.pool.submit(fn, i, *a) for i, a in enumerate(args[1:], start=1)]
+        first = fn(0, *args[0])
+        return [first] + [f.result() for f in futures]
+
+    def _slices(self, n: int) -> list[slice]:
+        cuts = np.linspace(0, n, min(len(self.blocks), n) + 1).round().astype(int)
+        return [slice(int(a), int(b)) for a, b in pairwise(cuts)]
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        parts = self._slices(x.shape[0])
+        outs = self._map(lambda i, sl: self.blocks[i].forward(x[sl]), [(sl,) for sl in parts])
+        return np.concatenate([a for a, _ in outs]), (parts, [c for _, c in outs])
+
+    def backward(self, da: np.ndarray, ctx: Any, *, need_dx: bool = True) -> np.ndarray | None:
+        parts, ctxs = ctx
+        outs = self._map(
+            lambda i, sl, c: self.blocks[i].parts(da[sl], c, need_dx), list(zip(parts, ctxs, strict=True))
+        )
+        for dW, db, _ in outs:
+            self.conv.W.grad += dW
+            self.conv.b.grad += db
+        return np.concatenate([dx for _, _, dx in outs]) if need_dx else None
+
+
+def _one_blas_thread() -> None:
+    control = blas_thread_control()
+    if control is not None:
+        control[1](1)
+
+
 class ConvRunner:
     """The plain step (gradients, hooks, update) with the convolution groups fused: the same
     arithmetic as :class:`chainrule.train.step.PlainRunner`, driven over :func:`plan_conv`'s stages."""
@@ -268,20 +320,46 @@ class ConvRunner:
     ) -> None:
         self.net, self.stages, self.optimizer, self.l2 = net, stages, optimizer, l2
         self.grad_hooks = list(grad_hooks)
+        self._split: tuple[int, list[Any]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _stages(self) -> list[Any]:
+        """The stages for the BLAS thread count set now: with ``t ≥ 2`` threads and the per-thread
+        BLAS setting available, each convolution block runs as ``t`` slices (:class:`SplitBlock`)."""
+        control = blas_thread_control()
+        workers = control[0]() if control is not None and cblas_gemm() is not None else 1
+        if workers < 2:
+            return self.stages
+        if self._split is None or self._split[0] != workers:
+            if self._pool is not None:
+                self._pool.shutdown()
+            self._pool = ThreadPoolExecutor(workers - 1, initializer=_one_blas_thread)
+            split = [
+                SplitBlock(s, workers, self._pool) if isinstance(s, ConvBlock) else s for s in self.stages
+            ]
+            self._split = (workers, split)
+        return self._split[1]
 
     def step(self, xb: Any, yb: Any) -> tuple[Any, Any]:
         """One update; returns the batch's data loss and its number of correct predictions."""
         net, params = self.net, self.net.params
         loss = net.loss
         net.zero_grad()
-        a, ctxs = net.as_batch(xb), []
-        for stage in self.stages:
-            a, ctx = stage.forward(a)
-            ctxs.append(ctx)
-        cost, lctx = loss.forward(a, yb)
-        d = loss.backward(lctx)
-        for i in range(len(self.stages) - 1, -1, -1):
-            d = self.stages[i].backward(d, ctxs[i], need_dx=i > 0)
+        stages = self._stages()
+        control = blas_thread_control() if stages is not self.stages else None
+        threads = control[1](1) if control is not None else 0  # this thread's share: one BLAS thread
+        try:
+            a, ctxs = net.as_batch(xb), []
+            for stage in stages:
+                a, ctx = stage.forward(a)
+                ctxs.append(ctx)
+            cost, lctx = loss.forward(a, yb)
+            d = loss.backward(lctx)
+            for i in range(len(stages) - 1, -1, -1):
+                d = stages[i].backward(d, ctxs[i], need_dx=i > 0)
+        finally:
+            if control is not None:
+                control[1](threads)
         if self.l2:
             add_l2_grad(params, self.l2)
         for hook in self.grad_hooks:
