@@ -97,48 +97,60 @@ class ConvBlock:
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         conv = self.conv
-        c_out, c, k, _ = conv.W.value.shape
-        s, p = conv.stride, conv.pad
-        n, _, h, w = x.shape
-        oh, ow = out_size(h, k, s, p), out_size(w, k, s, p)
-        col = self.bufs.get("col", (n * oh * ow, k * k * c), x.dtype)
-        win = _windows(x, k, s, p)
-        np.copyto(col.reshape(win.shape), win)  # im2col into the reused buffer
+        c_out = conv.W.value.shape[0]
+        col, grid = self._im2col(x)
         wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)  # (C_out, K·K·C), columns (u, v, c)
-        zt = self.bufs.get("zt", (c_out, n, oh, ow), x.dtype)
-        np.matmul(wm, col.T, out=zt.reshape(c_out, -1))  # zᵀ = Km colᵀ, channel-major, no bias yet
+        zt = self.bufs.get("zt", (c_out, col.shape[0]), x.dtype)
+        np.matmul(wm, col.T, out=zt)  # zᵀ = Km colᵀ, channel-major, no bias yet
         if self.pool:
-            m, idx = self._pool_forward(zt)
+            m, idx = self._pool_forward(zt, grid)
         else:
-            m, idx = zt, None
+            m, idx = zt.reshape(c_out, *grid), None
         m += conv.b.value[:, None, None, None]  # max(z) + b = max(z + b)
         if self.relu:
             np.maximum(m, 0, out=m)
         return np.ascontiguousarray(m.transpose(1, 0, 2, 3)), (col, x.shape, m, idx)
 
-    def _pool_forward(self, zt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Max over each ``k×k`` window of ``zt (C_out, N, OH, OW)`` and the first winning offset."""
-        k = self.pool
-        c_out, n, oh, ow = zt.shape
-        ph, pw = out_size(oh, k, k), out_size(ow, k, k)
-        m = self.bufs.get("m", (c_out, n, ph, pw), zt.dtype)
-        idx = self.bufs.get("idx", (c_out, n, ph, pw), np.uint8)
-        gt = self.bufs.get("gt", (c_out, n, ph, pw), np.bool_)
-        tmp = self.bufs.get("tmp", (c_out, n, ph, pw), np.uint8)
-        views = [
-            zt[:, :, u : u + k * (ph - 1) + 1 : k, v : v + k * (pw - 1) + 1 : k]
-            for u in range(k)
-            for v in range(k)
-        ]
-        np.copyto(m, views[0])
+    def _im2col(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """The im2col matrix in the reused buffer, and the grid ``(N, OH, OW)`` of ``m``.
+
+        Without a pool the rows are the positions ``(n, i, j)`` in order. With a ``k×k`` pool they
+        are grouped by window offset, ``(u', v', n, i', j')`` for the position ``(n, k·i' + u',
+        k·j' + v')``, and positions no window covers are left out: each offset's outputs are then one
+        contiguous slab of ``zᵀ``, and the pool and its routing are whole-slab operations."""
+        conv = self.conv
+        _, c, k, _ = conv.W.value.shape
+        win = _windows(x, k, conv.stride, conv.pad)  # (N, OH, OW, K, K, C)
+        n, oh, ow = win.shape[:3]
+        if not self.pool:
+            col = self.bufs.get("col", (n * oh * ow, k * k * c), x.dtype)
+            np.copyto(col.reshape(win.shape), win)
+            return col, (n, oh, ow)
+        q = self.pool
+        ph, pw = out_size(oh, q, q), out_size(ow, q, q)
+        col = self.bufs.get("col", (q * q, n, ph, pw, k, k, c), x.dtype)
+        for code, (rows, cols) in enumerate(_offsets(q, ph, pw)):
+            np.copyto(col[code], win[:, rows, cols])
+        return col.reshape(q * q * n * ph * pw, k * k * c), (n, ph, pw)
+
+    def _pool_forward(self, zt: np.ndarray, grid: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Max over the ``k²`` offset slabs of ``zt (C_out, k²·N·PH·PW)`` and the first winning offset."""
+        c_out, q2 = zt.shape[0], self.pool**2
+        slabs = zt.reshape(c_out, q2, -1)
+        shape = (c_out, slabs.shape[2])
+        m = self.bufs.get("m", shape, zt.dtype)
+        idx = self.bufs.get("idx", shape, np.uint8)
+        gt = self.bufs.get("gt", shape, np.bool_)
+        tmp = self.bufs.get("tmp", shape, np.uint8)
+        np.copyto(m, slabs[:, 0])
         idx.fill(0)
-        for code, view in enumerate(views[1:], start=1):
-            np.greater(view, m, out=gt)  # strictly greater: the first maximum keeps a tie
-            np.maximum(m, view, out=m)
+        for code in range(1, q2):
+            np.greater(slabs[:, code], m, out=gt)  # strictly greater: the first maximum keeps a tie
+            np.maximum(m, slabs[:, code], out=m)
             # the last offset that beat the running maximum wins; codes grow, so it is the largest
             np.multiply(gt.view(np.uint8), code, out=tmp)
             np.maximum(idx, tmp, out=idx)
-        return m, idx
+        return m.reshape(c_out, *grid), idx.reshape(c_out, *grid)
 
     # -- backward --------------------------------------------------------------------------------
     def backward(self, da: np.ndarray, ctx: Any, *, need_dx: bool = True) -> np.ndarray | None:
@@ -157,48 +169,66 @@ class ConvBlock:
         if self.relu:
             np.multiply(dm, m > 0, out=dm)  # ReLU: f'(z) = [z > 0] = [a > 0]
         db = dm.sum(axis=(1, 2, 3))  # ∂E/∂b = Σ D: each pooled δ lands once in D
-        n, s, p = x_shape[0], conv.stride, conv.pad
-        oh, ow = out_size(x_shape[2], k, s, p), out_size(x_shape[3], k, s, p)
-        dt = self._route(dm, idx, (c_out, n, oh, ow)) if self.pool else dm
-        d2 = dt.reshape(c_out, -1)  # Dᵀ (C_out, N·OH·OW)
-        dwm = d2 @ col  # ∂E/∂Km = Dᵀ col: δ correlated with the input, (C_out, K·K·C)
+        dt = self._route(dm, idx) if self.pool else dm  # D, in col's row order
+        dwm = dt.reshape(c_out, -1) @ col  # ∂E/∂Km = Dᵀ col: δ correlated with the input, (C_out, K·K·C)
         dW = dwm.reshape(c_out, k, k, c).transpose(0, 3, 1, 2)
         if not need_dx:
             return dW, db, None
         gemm = cblas_gemm()
         fn = gemm.get(np.dtype(dt.dtype)) if gemm is not None else None
-        if s == 1 and fn is not None:
-            return dW, db, self._full_convolution(fn, dt, x_shape)
+        s, p = conv.stride, conv.pad
+        full = s == 1 and fn is not None
+        grid = self._on_grid(dt, x_shape, k - 1 if full else 0)
+        if full:
+            return dW, db, self._full_convolution(fn, grid, x_shape)
         wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)
-        return dW, db, col2im(d2.T @ wm, x_shape, k, s, p)
+        return dW, db, col2im(grid.reshape(c_out, -1).T @ wm, x_shape, k, s, p)
 
-    def _route(self, dm: np.ndarray, idx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-        """``D`` (channel-major, ``shape``): each pooled δ at its window's winning offset, zero
-        elsewhere (rows and columns no window covers are never written, and stay zero)."""
-        k = self.pool
-        dt = self.bufs.get("dt", shape, dm.dtype, zero=True)
-        ph, pw = dm.shape[2:]
-        eq = self.bufs.get("eq", dm.shape, np.bool_)
-        for code in range(k * k):
-            u, v = divmod(code, k)
-            np.equal(idx, code, out=eq)
-            np.multiply(dm, eq, out=dt[:, :, u : u + k * (ph - 1) + 1 : k, v : v + k * (pw - 1) + 1 : k])
+    def _route(self, dm: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """``D`` in col's row order, ``(C_out, k², N·PH·PW)``: slab ``(u', v')`` holds each pooled δ
+        whose window that offset won, and zero elsewhere."""
+        c_out, q2 = dm.shape[0], self.pool**2
+        dt = self.bufs.get("dt", (c_out, q2, dm[0].size), dm.dtype)
+        eq = self.bufs.get("eq", (c_out, dm[0].size), np.bool_)
+        flat, flat_idx = dm.reshape(c_out, -1), idx.reshape(c_out, -1)
+        for code in range(q2):
+            np.equal(flat_idx, code, out=eq)
+            np.multiply(flat, eq, out=dt[:, code])
         return dt
 
-    def _full_convolution(self, fn: Any, dt: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
-        """``∂E/∂x`` for stride 1: ``D`` padded by ``k − 1``, correlated with ``rot180(K)`` (its
-        channels swapped), as ``k²`` shifted GEMMs on the flattened padded buffer."""
+    def _on_grid(self, dt: np.ndarray, x_shape: tuple[int, ...], border: int) -> np.ndarray:
+        """``D`` on the output grid, channel-major ``(C_out, N, OH + 2e, OW + 2e)`` with ``e = border``
+        zeros around it (and at the positions no pool window covers)."""
+        conv = self.conv
+        c_out, _, k, _ = conv.W.value.shape
+        n, s, p = x_shape[0], conv.stride, conv.pad
+        oh, ow = out_size(x_shape[2], k, s, p), out_size(x_shape[3], k, s, p)
+        if not self.pool and not border:
+            return dt
+        e = border
+        grid = self.bufs.get("grid", (c_out, n, oh + 2 * e, ow + 2 * e), dt.dtype, zero=True)
+        inner = grid[:, :, e : e + oh, e : e + ow]
+        if not self.pool:
+            inner[...] = dt
+            return grid
+        q = self.pool
+        ph, pw = out_size(oh, q, q), out_size(ow, q, q)
+        slabs = dt.reshape(c_out, q * q, n, ph, pw)
+        for code, (rows, cols) in enumerate(_offsets(q, ph, pw)):
+            inner[:, :, rows, cols] = slabs[:, code]
+        return grid
+
+    def _full_convolution(self, fn: Any, dp: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        """``∂E/∂x`` for stride 1 from ``dp``, ``D`` padded by ``k − 1``: its correlation with
+        ``rot180(K)`` (channels swapped), as ``k²`` shifted GEMMs on the flattened buffer."""
         W = self.conv.W.value
         c_out, c, k, _ = W.shape
         p = self.conv.pad
         n, _, h, w = x_shape
-        _, _, oh, ow = dt.shape
-        hf, wf = oh + 2 * (k - 1), ow + 2 * (k - 1)  # = H + 2p + k − 1
-        dp = self.bufs.get("dp", (c_out, n, hf, wf), dt.dtype, zero=True)
-        dp[:, :, k - 1 : k - 1 + oh, k - 1 : k - 1 + ow] = dt
+        _, _, hf, wf = dp.shape  # H + 2p + k − 1
         length = n * hf * wf
         rows = length - ((k - 1) * wf + k - 1)  # every output position whose window fits
-        out = self.bufs.get("dxf", (c, n, hf, wf), dt.dtype)
+        out = self.bufs.get("dxf", (c, n, hf, wf), dp.dtype)
         flat, dflat = out.reshape(c, length), dp.reshape(c_out, length)
         wr = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(2, 3, 1, 0))  # rot180(K)[u, v]: (C, C_out)
         for u in range(k):
@@ -221,6 +251,16 @@ class ConvBlock:
                     length,
                 )
         return np.ascontiguousarray(out[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3))
+
+
+def _offsets(q: int, ph: int, pw: int) -> list[tuple[slice, slice]]:
+    """Offset ``(u', v')`` of every ``q×q`` pool window (stride ``q``), row-major: the slices of
+    the conv output grid that pick it, cut to ``PH × PW`` windows."""
+    return [
+        (slice(u, u + q * (ph - 1) + 1, q), slice(v, v + q * (pw - 1) + 1, q))
+        for u in range(q)
+        for v in range(q)
+    ]
 
 
 def _windows(x: np.ndarray, k: int, stride: int, pad: int) -> np.ndarray:
