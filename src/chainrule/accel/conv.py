@@ -93,6 +93,7 @@ class ConvBlock:
         self.conv, self.relu, self.pool = conv, relu, pool
         self.layers = 1 + int(relu) + int(pool > 0)
         self.bufs = _Buffers()
+        self._scatter: tuple[Any, np.ndarray] | None = None
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
@@ -211,11 +212,15 @@ class ConvBlock:
         if not self.pool:
             inner[...] = dt
             return grid
-        q = self.pool
-        ph, pw = out_size(oh, q, q), out_size(ow, q, q)
-        slabs = dt.reshape(c_out, q * q, n, ph, pw)
-        for code, (rows, cols) in enumerate(_offsets(q, ph, pw)):
-            inner[:, :, rows, cols] = slabs[:, code]
+        key = (grid.shape, e)
+        if self._scatter is None or self._scatter[0] != key:  # where each entry of D goes in grid
+            q = self.pool
+            ph, pw = out_size(oh, q, q), out_size(ow, q, q)
+            o, code, b, i, j = np.indices((c_out, q * q, n, ph, pw), sparse=True)  # D's axes
+            rows, cols = e + q * i + code // q, e + q * j + code % q
+            target = ((o * n + b) * grid.shape[2] + rows) * grid.shape[3] + cols
+            self._scatter = (key, target.ravel().astype(np.intp))
+        grid.reshape(-1)[self._scatter[1]] = dt.reshape(-1)  # one indexed scatter, not k² strided copies
         return grid
 
     def _full_convolution(self, fn: Any, dp: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
