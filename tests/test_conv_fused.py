@@ -102,6 +102,33 @@ def test_a_driver_hook_keeps_the_plain_runner():
     assert isinstance(make_runner(net, Momentum(0.1, 0.9), 0.0), PlainRunner)
 
 
+def test_a_hook_attached_after_planning_sees_every_layer():
+    """A runner planned first and a tracer-like hook attached later: the step goes through the
+    driver, so the hook sees each of the five layers, and the update still happens."""
+    net = build("conv:4:3 relu maxpool:2 flatten dense:10", (1, 8, 8), loss="softmax-ce", seed=0)
+    runner = make_runner(net, Momentum(0.1, 0.9), 0.0)
+    assert isinstance(runner, ConvRunner)
+
+    class Seen:
+        def __init__(self) -> None:
+            self.forward, self.backward = [], []
+
+        def on_forward(self, i, layer, x, y) -> None:
+            self.forward.append(layer.kind)
+
+        def on_backward(self, i, layer, dy, dx) -> None:
+            self.backward.append(layer.kind)
+
+    seen = Seen()
+    net.hooks.append(seen)
+    before = net.params[0].value.copy()
+    rng = np.random.default_rng(0)
+    runner.step(rng.standard_normal((3, 64)).astype(np.float32), rng.integers(0, 10, 3))
+    assert seen.forward == ["conv", "relu", "maxpool", "flatten", "dense"]
+    assert seen.backward == seen.forward[::-1]
+    assert not np.array_equal(net.params[0].value, before)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_training_steps_equal_the_plain_runner_with_a_smaller_last_batch(threads):
     """Three momentum epochs with L2 over 11 samples in batches of 4 (the last batch has 3): the

@@ -387,8 +387,23 @@ class ConvRunner:
 
     def step(self, xb: Any, yb: Any) -> tuple[Any, Any]:
         """One update; returns the batch's data loss and its number of correct predictions."""
-        net, params = self.net, self.net.params
-        loss = net.loss
+        params = self.net.params
+        if self.net.hooks:  # a driver hook attached after planning: the driver's tape must run
+            cost = self.net.gradients(xb, yb, l2=self.l2)
+            out = self.net.output
+        else:
+            cost, out = self._gradients(xb, yb)
+            if self.l2:
+                add_l2_grad(params, self.l2)
+        for hook in self.grad_hooks:
+            hook(params)
+        self.optimizer.step(params)
+        return cost, count_correct(out, yb)
+
+    def _gradients(self, xb: Any, yb: Any) -> tuple[Any, Any]:
+        """Stage one through the stages: zero the gradients, forward, loss, backward; returns the
+        data cost and the network's output."""
+        net = self.net
         net.zero_grad()
         stages = self._stages()
         control = blas_thread_control() if stages is not self.stages else None
@@ -398,19 +413,14 @@ class ConvRunner:
             for stage in stages:
                 a, ctx = stage.forward(a)
                 ctxs.append(ctx)
-            cost, lctx = loss.forward(a, yb)
-            d = loss.backward(lctx)
+            cost, lctx = net.loss.forward(a, yb)
+            d = net.loss.backward(lctx)
             for i in range(len(stages) - 1, -1, -1):
                 d = stages[i].backward(d, ctxs[i], need_dx=i > 0)
         finally:
             if control is not None:
                 control[1](threads)
-        if self.l2:
-            add_l2_grad(params, self.l2)
-        for hook in self.grad_hooks:
-            hook(params)
-        self.optimizer.step(params)
-        return cost, count_correct(a, yb)
+        return cost, a
 
     def run_epoch(
         self, x: Any, y: Any, order: np.ndarray, batch_size: int, on_step: Callable[[], None]
