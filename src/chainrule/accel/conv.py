@@ -91,12 +91,28 @@ class ConvBlock:
 
     def __init__(self, conv: Conv2D, relu: bool, pool: int) -> None:
         self.conv, self.relu, self.pool = conv, relu, pool
+        self.nhwc_out = False  # set by plan_conv when a convolution block reads the output
         self.layers = 1 + int(relu) + int(pool > 0)
         self.bufs = _Buffers()
         self._scatter: tuple[Any, np.ndarray] | None = None
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+    def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """``(C_out, PH, PW)`` of the group's output for input images of ``x_shape``."""
+        c_out, oh, ow = self.conv.output_shape(tuple(x_shape[1:]))
+        if not self.pool:
+            return c_out, oh, ow
+        return c_out, out_size(oh, self.pool, self.pool), out_size(ow, self.pool, self.pool)
+
+    def new_output(self, x_shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A fresh output array in this block's memory layout: NCHW, or NHWC when the next stage
+        is a convolution block (whose im2col then reads it without a transposing copy)."""
+        c_out, ph, pw = self.output_shape(x_shape)
+        return np.empty((x_shape[0], ph, pw, c_out) if self.nhwc_out else (x_shape[0], c_out, ph, pw), dtype)
+
+    def forward(self, x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, Any]:
+        """``(a, ctx)`` with ``a`` NCHW-shaped (a view of NHWC memory when ``nhwc_out``); ``out``:
+        where to write it (from :meth:`new_output`, or a batch slice of one)."""
         conv = self.conv
         c_out = conv.W.value.shape[0]
         col, grid = self._im2col(x)
@@ -110,7 +126,12 @@ class ConvBlock:
         m += conv.b.value[:, None, None, None]  # max(z) + b = max(z + b)
         if self.relu:
             np.maximum(m, 0, out=m)
-        return np.ascontiguousarray(m.transpose(1, 0, 2, 3)), (col, x.shape, m, idx)
+        a = self.new_output(x.shape, x.dtype) if out is None else out
+        if self.nhwc_out:
+            np.copyto(a, m.transpose(1, 2, 3, 0))
+            return a.transpose(0, 3, 1, 2), (col, x.shape, m, idx)
+        np.copyto(a, m.transpose(1, 0, 2, 3))
+        return a, (col, x.shape, m, idx)
 
     def _im2col(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
         """The im2col matrix in the reused buffer, and the grid ``(N, OH, OW)`` of ``m``.
@@ -160,8 +181,11 @@ class ConvBlock:
         self.conv.b.grad += db
         return dx
 
-    def parts(self, da: np.ndarray, ctx: Any, need_dx: bool) -> tuple[np.ndarray, np.ndarray, Any]:
-        """``(∂E/∂K, ∂E/∂b, ∂E/∂x or None)``, without touching the parameters."""
+    def parts(
+        self, da: np.ndarray, ctx: Any, need_dx: bool, dx_out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``(∂E/∂K, ∂E/∂b, ∂E/∂x or None)``, without touching the parameters; ``∂E/∂x`` is written
+        into ``dx_out`` when given."""
         col, x_shape, m, idx = ctx
         conv = self.conv
         c_out, c, k, _ = conv.W.value.shape
@@ -181,9 +205,14 @@ class ConvBlock:
         full = s == 1 and fn is not None
         grid = self._on_grid(dt, x_shape, k - 1 if full else 0)
         if full:
-            return dW, db, self._full_convolution(fn, grid, x_shape)
-        wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)
-        return dW, db, col2im(grid.reshape(c_out, -1).T @ wm, x_shape, k, s, p)
+            dx = self._full_convolution(fn, grid, x_shape)
+        else:
+            wm = conv.W.value.transpose(0, 2, 3, 1).reshape(c_out, -1)
+            dx = col2im(grid.reshape(c_out, -1).T @ wm, x_shape, k, s, p)
+        if dx_out is None:
+            return dW, db, np.ascontiguousarray(dx)
+        np.copyto(dx_out, dx)
+        return dW, db, dx_out
 
     def _route(self, dm: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """``D`` in col's row order, ``(C_out, k², N·PH·PW)``: slab ``(u', v')`` holds each pooled δ
@@ -255,7 +284,7 @@ class ConvBlock:
                     flat.ctypes.data,
                     length,
                 )
-        return np.ascontiguousarray(out[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3))
+        return out[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)  # a view: the caller copies
 
 
 def _offsets(q: int, ph: int, pw: int) -> list[tuple[slice, slice]]:
@@ -301,6 +330,9 @@ def plan_conv(net: Sequential) -> list[Any] | None:
         else:
             stages.append(layer)
             i += 1
+    for stage, after in pairwise(stages):
+        if isinstance(stage, ConvBlock) and isinstance(after, ConvBlock):
+            stage.nhwc_out = True
     return stages if any(isinstance(s, ConvBlock) for s in stages) else None
 
 
@@ -321,6 +353,8 @@ class SplitBlock:
     def __init__(self, block: ConvBlock, workers: int, pool: ThreadPoolExecutor) -> None:
         self.conv, self.layers = block.conv, block.layers
         self.blocks = [block] + [ConvBlock(block.conv, block.relu, block.pool) for _ in range(workers - 1)]
+        for twin in self.blocks[1:]:
+            twin.nhwc_out = block.nhwc_out
         self.pool = pool
 
     def _map(self, fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> list[Any]:
@@ -334,18 +368,23 @@ class SplitBlock:
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
         parts = self._slices(x.shape[0])
-        outs = self._map(lambda i, sl: self.blocks[i].forward(x[sl]), [(sl,) for sl in parts])
-        return np.concatenate([a for a, _ in outs]), (parts, [c for _, c in outs])
+        out = self.blocks[0].new_output(x.shape, x.dtype)
+        outs = self._map(lambda i, sl: self.blocks[i].forward(x[sl], out[sl]), [(sl,) for sl in parts])
+        a = out.transpose(0, 3, 1, 2) if self.blocks[0].nhwc_out else out
+        return a, (parts, [c for _, c in outs])
 
     def backward(self, da: np.ndarray, ctx: Any, *, need_dx: bool = True) -> np.ndarray | None:
         parts, ctxs = ctx
+        x_shape = (da.shape[0], *ctxs[0][1][1:])  # ctx[1]: the slice's input shape
+        dx = np.empty(x_shape, da.dtype) if need_dx else None
         outs = self._map(
-            lambda i, sl, c: self.blocks[i].parts(da[sl], c, need_dx), list(zip(parts, ctxs, strict=True))
+            lambda i, sl, c: self.blocks[i].parts(da[sl], c, need_dx, None if dx is None else dx[sl]),
+            list(zip(parts, ctxs, strict=True)),
         )
         for dW, db, _ in outs:
             self.conv.W.grad += dW
             self.conv.b.grad += db
-        return np.concatenate([dx for _, _, dx in outs]) if need_dx else None
+        return dx
 
 
 def _one_blas_thread() -> None:
