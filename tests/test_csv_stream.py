@@ -101,6 +101,8 @@ CASES = {
     "text regression target": ("1,2.5\n2,x\n", {"task": "regress"}),
     "text regression target in a label-only first row": ("1,2,y\n3,4,x\n", {"task": "regress"}),
     "non-finite label": ("a,label\n1,0\n2,inf\n3,1\n", {}),
+    "two non-finite labels, the first named": ("a,label\n1,0\n2,inf\n3,1\n4,nan\n5,-inf\n", {}),
+    "two fractional classes, the first named": ("1,0\n2,1\n3,1.5\n4,2\n5,-2\n", {"task": "classify"}),
     "fractional class": ("1,2,0\n3,4,0.5\n", {"task": "classify"}),
     "negative class": ("1,2,0\n3,4,-1\n", {"task": "classify"}),
     "class index over the limit": ("1,0\n2,1000000000\n", {}),
@@ -237,7 +239,7 @@ def test_text_after_more_distinct_numbers_than_the_limit_is_refused(tmp_path: Pa
     all class names, and the sixth (line 6) is one too many, whatever the block size."""
     p = tmp_path / "mixed.csv"
     p.write_text("".join(f"{i},{i}\n" for i in range(10)) + "10,cat\n")
-    for block_cells in (2, 1 << 18):
+    for block_cells in (2, 8, 1 << 18):
         tabular.BLOCK_CELLS, saved = block_cells, tabular.BLOCK_CELLS
         try:
             with (

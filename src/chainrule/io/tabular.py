@@ -255,17 +255,12 @@ class _Reader:
         """How messages name column ``j`` (0-based): by number, and by header name if there is one.
 
         While the header is undecided, this reads ahead through the labels to decide it (an error
-        message is being written: the pass ends there)."""
+        message is being written: the pass ends there). The row in error is below the first one
+        and its label was a number, so the first row is a header unless a label further down is not.
+        """
         if self.pending:
-            for _, cells in self.rows:
-                if len(cells) > self.label_col:
-                    if not _is_number(cells[self.label_col]):
-                        break
-                    self.below += 1
-            else:
-                self._decide(self.below > 0)
-            if self.pending:
-                self._decide(False)
+            lc = self.label_col
+            self._decide(not any(len(cells) > lc and not _is_number(cells[lc]) for _, cells in self.rows))
         return f"column {j + 1} ({self.header[j]!r})" if self.header is not None else f"column {j + 1}"
 
     def _decide(self, header: bool) -> None:
