@@ -106,6 +106,7 @@ CASES = {
     "fractional class": ("1,2,0\n3,4,0.5\n", {"task": "classify"}),
     "negative class": ("1,2,0\n3,4,-1\n", {"task": "classify"}),
     "class index over the limit": ("1,0\n2,1000000000\n", {}),
+    "regression target too large for float32": ("1,1e39\n2,3.5\n", {"task": "regress"}),
     "unknown target": ("a,b,label\n1,2,0\n3,4,1\n", {"target": "nope"}),
     "named target, no header": ("1,2,0\n3,4,1\n", {"target": "label"}),
     "index out of range": ("1,2,0\n3,4,1\n", {"target": 3}),
