@@ -110,9 +110,10 @@ class _LabelColumn:
 
     Checks no label is empty. Text labels are class names, mapped to ``0 .. K-1`` in sorted order
     (refused for ``task="regress"``; more than :attr:`~chainrule.limits.Limits.max_classes` of
-    them are refused as soon as the next one appears). Numeric labels go through
-    :func:`infer_task`: class labels must be non-negative whole numbers (class indices,
-    ``n_classes = max + 1``, no names); a regression target may be any finite numbers.
+    them are refused by the end of the block holding the first one too many, which is named).
+    Numeric labels go through :func:`infer_task`: class labels must be non-negative whole numbers
+    (class indices, ``n_classes = max + 1``, no names); a regression target may be any finite
+    numbers.
 
     While the column is all numbers its values are kept as float64, and its distinct cells are also
     numbered (up to the class limit): a text label further down makes every label a class name, and
