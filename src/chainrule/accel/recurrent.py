@@ -126,14 +126,13 @@ class NumpyLSTMLoop(_Projection):
         ``k_c = o(1 − tanh²c_t)`` and, per gate block (``o, i, f, g``),
         ``p = [tanh(c_t)·o(1−o), g·i(1−i), c_{t−1}·f(1−f), i(1−g²)]``."""
         one = np.ones((), p.dtype)
-        o, i, f, g = gates
-        for q, gate, factor in ((p[0], o, tc), (p[1], i, g), (p[2], f, c_prev)):
-            np.subtract(one, gate, out=q)
-            q *= gate
-            q *= factor  # factor · σ(1 − σ)
+        o, i, _, g = gates
+        np.subtract(one, gates[:3], out=p[:3])
+        p[:3] *= gates[:3]  # σ(1 − σ) for o, i, f at once (adjacent blocks)
         np.multiply(g, g, out=p[3])
-        np.subtract(one, p[3], out=p[3])
-        p[3] *= i  # i(1 − g²)
+        np.subtract(one, p[3], out=p[3])  # 1 − g²
+        for q, factor in zip(p, (tc, g, c_prev, i), strict=True):
+            q *= factor
         np.multiply(tc, tc, out=k_c)
         np.subtract(one, k_c, out=k_c)
         k_c *= o  # o ⊙ (1 − tanh²c_t)
