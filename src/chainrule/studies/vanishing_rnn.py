@@ -147,7 +147,7 @@ class RNNVanishingResult:
                 )
         for stage, g in self.h_norms.get("lstm", {}).items():
             row = "".join(f"{g[d] / g[0]:>11.2e}" for d in ds)
-            lines.append(f"{'lstm h only ' + stage:<18}{row}{(g[ds[-1]] / g[0]) ** (1 / ds[-1]):>11.3f}")
+            lines.append(f"{'lstm (h) ' + stage:<18}{row}{(g[ds[-1]] / g[0]) ** (1 / ds[-1]):>11.3f}")
         acc = ", ".join(f"{c} {a:.3f}" for c, a in self.accuracy.items())
         lines.append(f"probe accuracy after training (chance {1 / self.settings['symbols']:.2f}): {acc}")
         if self.forget_gate:
