@@ -2,7 +2,9 @@
 
 - loading any model file: peak RSS <= 64 MB + 2x the file's size (hostile headers included);
 - decompressing an IDX file: RSS grows by at most its declared payload + 1 MB (gzip bombs too);
-- ``predict`` on a 1M-row CSV: peak RSS <= 200 MB for the whole process.
+- ``predict`` on a 1M-row CSV: peak RSS <= 200 MB for the whole process;
+- ``load_csv`` (training input) on a 150k-row CSV: peak RSS <= the interpreter after its imports +
+  2.5x the float32 features + 24 MB (one block of cells as strings).
 """
 
 from __future__ import annotations
@@ -165,3 +167,37 @@ def test_predict_on_a_million_rows_peaks_under_200mb(tmp_path: Path) -> None:
     with open(tmp_path / "out.txt") as fh:
         assert sum(1 for _ in fh) == 1_000_000
     assert res["peak"] <= 200 * MB, f"peak {res['peak'] / MB:.0f} MB"
+
+
+LOAD_CSV = """
+    import json
+    from chainrule.io.tabular import BLOCK_CELLS, load_csv
+    base = hwm()
+    d = load_csv("big.csv", seed=0)
+    x32 = d.x_train.nbytes + d.x_test.nbytes
+    print(json.dumps({"base": base, "peak": hwm(), "x32": x32, "rows": d.n_train + d.n_test, "block": BLOCK_CELLS}))
+"""
+
+
+def test_training_csv_peaks_at_a_small_multiple_of_its_float32_features(tmp_path: Path) -> None:
+    """A 29 MB CSV (150k rows, 20 features, integer labels) is 11.4 MB of float32 features.
+
+    The loader holds at once: the float32 blocks and their concatenation (2x), later the table and its
+    train/test copies (2x); the labels (float64 values and int32 codes while reading, int64 classes)
+    are 20 bytes a row, 0.25x at 20 features; so k = 2.5. The fixed part is one block of cells as
+    Python strings (BLOCK_CELLS = 2^18 cells, ~64 bytes each: 16 MB) plus 8 MB of allocator slack.
+    The loader that held every row as strings peaked at ~290 MB over its imports here (~25x).
+    """
+    rng = np.random.default_rng(0)
+    n = 150_000
+    with open(tmp_path / "big.csv", "w") as fh:
+        fh.write(",".join([*(f"f{j}" for j in range(20)), "label"]) + "\n")
+        table = np.column_stack([rng.standard_normal((n, 20)), rng.integers(0, 10, n)])
+        np.savetxt(fh, table, fmt=["%.6f"] * 20 + ["%d"], delimiter=",")
+    res = _python(LOAD_CSV, tmp_path)
+    assert res["rows"] == n and res["block"] == 1 << 18
+    bound = res["base"] + 2.5 * res["x32"] + 24 * MB
+    assert res["peak"] <= bound, (
+        f"peak {res['peak'] / MB:.1f} MB > {bound / MB:.1f} MB "
+        f"(imports {res['base'] / MB:.1f} MB, float32 features {res['x32'] / MB:.1f} MB)"
+    )
