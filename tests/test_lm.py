@@ -168,3 +168,25 @@ def test_vanishing_rnn_table_and_png(capsys, tmp_path: Path) -> None:
     res = json.loads(out.strip().splitlines()[-1])
     assert set(res["ratios"]) == {"rnn", "lstm"} and (tmp_path / "vanishing_rnn.png").stat().st_size > 1000
     assert res["ratios"]["rnn"]["init"]["0"] == 1.0
+
+
+def test_rnn_study_state_gradient_and_forget_gate() -> None:
+    """The through-time probe: the LSTM's state gradient is (∂E/∂h, ∂E/∂c), equal to ∂E/∂h at the
+    last step (the loss reads h_T only) and never below it; the mean forget gate is the mean of the
+    gates the layer itself computed."""
+    from chainrule.nn.spec import build
+    from chainrule.studies.vanishing_rnn import first_symbol_task, mean_forget_gate, state_gradient_norms
+
+    x, y = first_symbol_task(8, 6, 3, np.random.default_rng(0))
+    net = build("lstm:5 last dense:3", (6, 3), seed=0, dtype=np.float64)
+    rec = net.layers[0]
+    rec.b.value[5:10] = 1.0
+    norms, h_norms = state_gradient_norms(net, x, y)
+    assert norms[-1] == h_norms[-1] > 0
+    assert np.all(norms >= h_norms) and np.any(norms[:-1] > h_norms[:-1] * (1 + 1e-6))
+    _, ctx = rec.run(x)
+    gates = ctx[2][1]  # (T, N, 4H), gate order i, f, g, o
+    assert abs(mean_forget_gate(rec, x) - float(np.mean(gates[:, :, 5:10]))) < 1e-12
+    rnn = build("rnn:5 last dense:3", (6, 3), seed=0, dtype=np.float64)
+    n_rnn, h_rnn = state_gradient_norms(rnn, x, y)
+    np.testing.assert_allclose(n_rnn, h_rnn, rtol=1e-13, atol=0)  # the RNN's state is h

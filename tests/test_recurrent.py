@@ -288,3 +288,31 @@ def test_fast_loops_match_the_readable_ones() -> None:
             np.testing.assert_allclose(p.grad, g, rtol=0, atol=1e-13)
         uninstall(net)
         assert net.layers[1].kernel is None
+
+
+def test_fast_loops_match_the_readable_ones_at_the_lm_shapes() -> None:
+    """The LM benchmark's widths (issue 9: onehot:76, 256 units, 32 streams; 16 of its 64 steps, to
+    keep the float64 readable loops quick), from a carried state: the fast path (gate-major LSTM
+    buffers, one-hot gather) gives the readable loops' loss and gradients."""
+    from chainrule.accel.recurrent import install, uninstall
+
+    v, h, n, t = 76, 256, 32, 16
+    rng = np.random.default_rng(9)
+    ids = rng.integers(0, v, (n, t)).astype(np.float64)
+    ys = rng.integers(0, v, (n, t))
+    for cell in ("lstm", "rnn"):
+        net = build(f"onehot:{v} {cell}:{h} dense:{v}", (t,), seed=2, dtype=np.float64)
+        rec = net.layers[1]
+        state = tuple(0.5 * rng.standard_normal((n, h)) for _ in range(rec.state_size))
+        rec.initial_state = state
+        plain_cost = float(net.gradients(ids, ys))
+        plain = [p.grad.copy() for p in net.params]
+        install(net)
+        assert rec.kernel is not None and rec.kernel.onehot_input
+        rec.initial_state = state
+        fast_cost = float(net.gradients(ids, ys))
+        assert abs(fast_cost - plain_cost) < 1e-12
+        for g, p in zip(plain, net.params, strict=True):
+            assert np.abs(g).max() > 0
+            np.testing.assert_allclose(p.grad, g, rtol=0, atol=1e-12 * max(1.0, float(np.abs(g).max())))
+        uninstall(net)

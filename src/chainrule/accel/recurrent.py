@@ -3,19 +3,24 @@ per-step operation written in place into buffers allocated once per call, and ev
 not depend on the recurrence moved out of the time loop.
 
 What the layer already does for both paths: the input projection ``x_t W + b`` for all steps is one
-GEMM, the four (three) gates share one ``(N, H)·(H, G·H)`` GEMM per step, and ``∂E/∂U``, ``∂E/∂W``
-are one GEMM each over all ``T·N`` rows. The kernels here replace only the two time loops:
+GEMM, the gates share one recurrent GEMM per step, and ``∂E/∂U``, ``∂E/∂W`` are one GEMM each over
+all ``T·N`` rows (:meth:`Recurrent.accumulate`). The kernels here replace the two time loops:
 
-* forward, per step: ``a_t + h_{t−1} U`` into the step's gate buffer, then one ``tanh`` for all
-  gates, using ``σ(z) = ½ + ½ tanh(z/2)`` (the columns of the sigmoid gates are halved before and
-  mapped ``½ + ½·`` after: two multiply-adds over ``(N, G·H)`` instead of a sigmoid per gate);
-* backward: the local derivatives that do not depend on ``δ`` (``o(1 − tanh²c)``, ``g·i(1 − i)``,
-  ``c_{t−1}·f(1 − f)``, ``i(1 − g²)``, ``tanh(c)·o(1 − o)``) are computed once over all ``T`` steps
-  before the loop; the loop is then ``δh``, ``δc``, one product for ``δa_{i,f,g}``, one for
-  ``δa_o``, ``δc ⊙ f`` and the GEMM ``δa Uᵀ``.
+* after ``onehot`` the projection is a row gather ``(W + b)[ids]`` (a one-hot row times ``W`` picks
+  a row exactly), not a ``(T·N, V)·(V, G·H)`` GEMM;
+* LSTM, forward: the gates are stored gate-major, ``(T, 4, N, H)``, so each gate is one contiguous
+  ``(N, H)`` block. On this machine NumPy's element-wise loops run several times slower on the
+  ``(N, H)`` column slices of an ``(N, 4H)`` array than on contiguous blocks, and a step is about
+  ten such operations. One ``tanh`` serves all four gates through ``σ(z) = ½ + ½ tanh(z/2)`` (the
+  sigmoid blocks of ``W``, ``U``, ``b`` are halved first: exact, a power of two);
+* LSTM, backward: per step, the δ-independent local derivatives (``o(1 − tanh²c)``,
+  ``g·i(1 − i)``, ``c_{t−1}·f(1 − f)``, ``i(1 − g²)``, ``tanh(c)·o(1 − o)``) go into one small
+  contiguous buffer, then ``δh``, ``δc``, two products for ``δa`` (written in the layer's ``(T, N, 4H)``
+  layout, so the weight gradients stay one GEMM each), ``δc ⊙ f`` and the GEMM ``δa Uᵀ``;
+* tanh RNN: three operations per step forward, two backward (``tanh′ = 1 − h²`` from the output).
 
 :func:`install` attaches a kernel to every LSTM and tanh RNN of a NumPy network (``layer.kernel``);
-other cells and backends keep the readable loops. Tests check both paths agree to 1e-12 in float64.
+other cells and backends keep the readable loops. Tests check both paths agree to 1e-13 in float64.
 """
 
 from __future__ import annotations
@@ -33,85 +38,125 @@ __all__ = ["NumpyLSTMLoop", "NumpyTanhRNNLoop", "install", "uninstall"]
 
 class _Projection:
     """``A_t = x_t W + b`` for all steps: one GEMM, or, when the layer below is ``onehot`` (set by
-    :func:`install`), a row gather ``W[ids] + b`` with ``ids = argmax x`` (the same numbers: a
-    one-hot row times ``W`` picks one row)."""
+    :func:`install`), a row gather ``(W + b)[ids]`` with ``ids = argmax x`` (the same numbers: a
+    one-hot row times ``W`` picks one row, exactly). The weight gradients are the layer's own
+    all-steps GEMMs (:meth:`Recurrent.accumulate`)."""
 
     onehot_input = False
 
     def project(self, layer: Recurrent, x_rows: np.ndarray, tn: tuple[int, int]) -> np.ndarray:
         w, b = layer.W.value, layer.b.value
         if self.onehot_input:
-            a = w[np.argmax(x_rows, axis=1)]
-            a += b
+            a = (w + b)[np.argmax(x_rows, axis=1)]  # one (T·N, G·H) write, no second pass for b
         else:
-            a = x_rows @ w + b
+            a = x_rows @ w
+            a += b
         return a.reshape(*tn, w.shape[1])
+
+    def accumulate(
+        self, layer: Recurrent, x_rows: np.ndarray, hs: np.ndarray, da: Any, dr: Any, need_dx: bool
+    ) -> Any:
+        return layer.accumulate(np, x_rows, hs, da, dr, need_dx)
+
+
+#: the LSTM kernel's gate blocks, by the index of the gate in the layer's ``i, f, g, o``: ``o, i, f, g``
+#: puts the three sigmoid gates side by side (forward) and the three that ``δc`` multiplies (backward)
+_ORDER = (3, 0, 1, 2)
 
 
 class NumpyLSTMLoop(_Projection):
-    """In-place time loops of :class:`~chainrule.nn.layers.recurrent.LSTM` (gate order i, f, g, o)."""
+    """In-place time loops of :class:`~chainrule.nn.layers.recurrent.LSTM`, gate-major.
+
+    Layout: a step's gates are ``(4, N, H)``, one contiguous ``(N, H)`` block per gate in the order
+    ``o, i, f, g`` (``_ORDER``), so every element-wise operation runs over contiguous memory (NumPy
+    is several times slower on the ``(N, H)`` column slices of an ``(N, 4H)`` array). The recurrent
+    product is one batched GEMM ``h_{t−1} (N, H) · U_k (4, H, H)``. The sigmoid gates are
+    ``σ(z) = ½ + ½ tanh(z/2)``: their blocks of ``W``, ``U``, ``b`` are halved (exact, a power of
+    two), so one ``tanh`` serves all four gates. ``δa`` is kept ``(4, T, N, H)``, so each gate's
+    weight gradient is one GEMM over all ``T·N`` rows (:meth:`accumulate`).
+    """
 
     name = "numpy-lstm"
 
     @staticmethod
-    def _affine(h: int, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-        scale = np.full(4 * h, 0.5, dtype)
-        scale[2 * h : 3 * h] = 1.0  # g is a tanh gate
-        shift = np.full(4 * h, 0.5, dtype)
-        shift[2 * h : 3 * h] = 0.0
-        return scale, shift
+    def _blocks(m: np.ndarray, halve: bool) -> np.ndarray:
+        """``(R, 4H) -> (4, R, H)`` in ``_ORDER``; the sigmoid gates' blocks halved if ``halve``."""
+        h = m.shape[1] // 4
+        half = np.asarray(0.5 if halve else 1.0, m.dtype)
+        return np.stack([m[:, g * h : (g + 1) * h] * (half if g != 2 else 1) for g in _ORDER])
+
+    def project(self, layer: Recurrent, x_rows: np.ndarray, tn: tuple[int, int]) -> np.ndarray:
+        t, n = tn
+        w4, b4 = self._blocks(layer.W.value, True), self._blocks(layer.b.value[None], True)
+        d, h = w4.shape[1], w4.shape[2]
+        if self.onehot_input:
+            table = (w4 + b4).reshape(4 * d, h)  # row k·V + v: gate k of token v
+            ids = np.argmax(x_rows, axis=1).reshape(t, 1, n)
+            return table[ids + d * np.arange(4).reshape(1, 4, 1)]  # (T, 4, N, H)
+        a = np.matmul(x_rows.reshape(t, 1, n, d), w4)
+        a += b4
+        return a
 
     def loop(self, layer: LSTM, a: np.ndarray, state0: tuple[Any, ...]) -> tuple[Any, Any]:
-        t, n, g4 = a.shape
-        h = g4 // 4
-        scale, shift = self._affine(h, a.dtype)
-        u = layer.U.value * scale  # halved sigmoid columns: tanh(z/2) directly
-        a_half = a * scale
+        t, _, n, h = a.shape
+        half = np.asarray(0.5, a.dtype)
+        u4 = self._blocks(layer.U.value, True)  # tanh(z/2) straight from the GEMM for σ gates
         hs, cs = np.empty((t + 1, n, h), a.dtype), np.empty((t + 1, n, h), a.dtype)
-        gates, tcs = np.empty(a.shape, a.dtype), np.empty((t, n, h), a.dtype)
+        tcs, ig, rec = np.empty((t, n, h), a.dtype), np.empty((n, h), a.dtype), np.empty((4, n, h), a.dtype)
         hs[0], cs[0] = state0
-        ig = np.empty((n, h), a.dtype)
         for s in range(t):
-            gs = gates[s]
-            np.matmul(hs[s], u, out=gs)
-            gs += a_half[s]
+            gs = a[s]  # the projection becomes the step's gates, in place
+            np.matmul(hs[s], u4, out=rec)
+            gs += rec
             np.tanh(gs, out=gs)
-            gs *= scale
-            gs += shift  # i, f, o = σ(·), g = tanh(·)
-            np.multiply(gs[:, h : 2 * h], cs[s], out=cs[s + 1])
-            np.multiply(gs[:, :h], gs[:, 2 * h : 3 * h], out=ig)
+            sig = gs[:3]
+            sig *= half
+            sig += half  # o, i, f = ½ + ½·tanh(z/2) = σ(z)
+            o, i, f, g = gs
+            np.multiply(f, cs[s], out=cs[s + 1])
+            np.multiply(i, g, out=ig)
             cs[s + 1] += ig  # c_t = f ⊙ c_{t−1} + i ⊙ g
             np.tanh(cs[s + 1], out=tcs[s])
-            np.multiply(gs[:, 3 * h :], tcs[s], out=hs[s + 1])  # h_t = o ⊙ tanh(c_t)
-        return hs, (cs, gates, tcs)
+            np.multiply(o, tcs[s], out=hs[s + 1])  # h_t = o ⊙ tanh(c_t)
+        return hs, (cs, a, tcs)
+
+    @staticmethod
+    def local_derivatives(c_prev: Any, gates: Any, tc: Any, p: np.ndarray, k_c: np.ndarray) -> None:
+        """What BPTT multiplies ``δh_t`` and ``δc_t`` by at one step (no ``δ`` needed), written into
+        ``k_c = o(1 − tanh²c_t)`` and, per gate block (``o, i, f, g``),
+        ``p = [tanh(c_t)·o(1−o), g·i(1−i), c_{t−1}·f(1−f), i(1−g²)]``."""
+        one = np.ones((), p.dtype)
+        o, i, _, g = gates
+        np.subtract(one, gates[:3], out=p[:3])
+        p[:3] *= gates[:3]  # σ(1 − σ) for o, i, f at once (adjacent blocks)
+        np.multiply(g, g, out=p[3])
+        np.subtract(one, p[3], out=p[3])  # 1 − g²
+        for q, factor in zip(p, (tc, g, c_prev, i), strict=True):
+            q *= factor
+        np.multiply(tc, tc, out=k_c)
+        np.subtract(one, k_c, out=k_c)
+        k_c *= o  # o ⊙ (1 − tanh²c_t)
 
     def loop_backward(
         self, layer: LSTM, dys: np.ndarray, ctx: Any, dstate: tuple[Any, ...]
     ) -> tuple[Any, Any, tuple[Any, ...]]:
         _, _, (cs, gates, tcs) = ctx
-        t, n, g4 = gates.shape
-        h = g4 // 4
-        i, f, g, o = (gates[:, :, k * h : (k + 1) * h] for k in range(4))
-        one = np.ones((), gates.dtype)
-        k_c = o * (one - tcs * tcs)  # ∂c_t/∂h_t along the output: o ⊙ (1 − tanh²c_t)
-        p = np.empty(gates.shape, gates.dtype)  # local derivatives, all steps at once
-        np.multiply(g, i * (one - i), out=p[:, :, :h])
-        np.multiply(cs[:-1], f * (one - f), out=p[:, :, h : 2 * h])
-        np.multiply(i, one - g * g, out=p[:, :, 2 * h : 3 * h])
-        np.multiply(tcs, o * (one - o), out=p[:, :, 3 * h :])
-        p3 = p.reshape(t, n, 4, h)
-        da = np.empty(gates.shape, gates.dtype)
-        da3 = da.reshape(t, n, 4, h)
+        t, _, n, h = gates.shape
+        dtype = gates.dtype
+        da = np.empty((t, n, 4 * h), dtype)  # the layer's layout (i, f, g, o): its GEMMs follow
+        da_ifg = da.reshape(t, n, 4, h)[:, :, :3].transpose(0, 2, 1, 3)  # (T, 3, N, H) view
         ut = np.ascontiguousarray(layer.U.value.T)
-        dh, dc = np.empty((n, h), gates.dtype), np.empty((n, h), gates.dtype)
+        p, k_c = np.empty((4, n, h), dtype), np.empty((n, h), dtype)
+        dh, dc = np.empty((n, h), dtype), np.empty((n, h), dtype)
         dh_next, dc_next = np.array(dstate[0], copy=True), np.array(dstate[1], copy=True)
         for s in range(t - 1, -1, -1):
+            self.local_derivatives(cs[s], gates[s], tcs[s], p, k_c)
             np.add(dys[s], dh_next, out=dh)  # δh_t = dy_t + δa_{t+1} Uᵀ
-            np.multiply(dh, k_c[s], out=dc)
+            np.multiply(dh, k_c, out=dc)
             dc += dc_next  # δc_t
-            np.multiply(dc[:, None, :], p3[s, :, :3], out=da3[s, :, :3])  # δa_i, δa_f, δa_g
-            np.multiply(dh, p3[s, :, 3], out=da3[s, :, 3])  # δa_o
-            np.multiply(dc, f[s], out=dc_next)  # δc_t ⊙ f_t
+            np.multiply(dh, p[0], out=da[s, :, 3 * h :])  # δa_o
+            np.multiply(dc, p[1:], out=da_ifg[s])  # δa_i, δa_f, δa_g
+            np.multiply(dc, gates[s, 2], out=dc_next)  # δc_t ⊙ f_t
             np.matmul(da[s], ut, out=dh_next)
         return da, da, (dh_next, dc_next)
 

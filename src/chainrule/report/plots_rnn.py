@@ -11,7 +11,7 @@ __all__ = ["plot_rnn_vanishing"]
 
 
 def plot_rnn_vanishing(res: RNNVanishingResult) -> bytes:
-    """``‖∂E/∂h‖ / ‖∂E/∂h_T‖`` against the distance from the loss, log scale, one line per net."""
+    """``‖∂E/∂s_t‖ / ‖∂E/∂s_T‖`` (the state: ``h``, or ``(h, c)`` for the LSTM) against the distance from the loss, log scale, one line per net."""
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot(1, 1, 1)
     styles = {"rnn": "tab:red", "lstm": "tab:blue"}
@@ -26,7 +26,7 @@ def plot_rnn_vanishing(res: RNNVanishingResult) -> bytes:
                 label=f"{'tanh RNN' if cell == 'rnn' else 'LSTM'}, {'after training' if stage == 'trained' else 'at init'}",
             )
     ax.set_xlabel("distance from the loss (time steps)")
-    ax.set_ylabel("‖∂E/∂h_t‖ / ‖∂E/∂h_T‖")
+    ax.set_ylabel("‖∂E/∂s_t‖ / ‖∂E/∂s_T‖  (s = h; (h, c) for the LSTM)")
     ax.set_title(
         f"Gradient through time, first-symbol task (T = {res.settings['seq_len']}, H = {res.settings['hidden']})"
     )

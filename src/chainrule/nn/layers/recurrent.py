@@ -217,22 +217,27 @@ class Recurrent(Layer):
         accumulates ``∂E/∂W``, ``∂E/∂U``, ``∂E/∂b`` over all steps."""
         xp = namespace(dy, self.W.value)
         x_rows, hs, _ = ctx
-        t, n = hs.shape[0] - 1, hs.shape[1]
+        n = hs.shape[1]
         dys = xp.permute_dims(dy, (1, 0, 2))  # (T, N, H) view
         if dstate is None:
             dstate = self.zero_state(n, dy)
         if self.kernel is not None and isinstance(dys, np.ndarray):
             da, dr, dstate0 = self.kernel.loop_backward(self, dys, ctx, tuple(dstate))
-        else:
-            da, dr, dstate0 = self._loop_backward(xp, dys, ctx, tuple(dstate))
+            return self.kernel.accumulate(self, x_rows, hs, da, dr, need_dx), dstate0
+        da, dr, dstate0 = self._loop_backward(xp, dys, ctx, tuple(dstate))
+        return self.accumulate(xp, x_rows, hs, da, dr, need_dx), dstate0
+
+    def accumulate(self, xp: Any, x_rows: Any, hs: Any, da: Any, dr: Any, need_dx: bool) -> Any:
+        """The sums over time, one GEMM each over all ``T·N`` rows; returns ``∂E/∂x`` or ``None``."""
+        t, n = hs.shape[0] - 1, hs.shape[1]
         da_rows, dr_rows = _rows(xp, da), _rows(xp, dr)
         self.U.grad += _rows(xp, hs[:-1]).T @ dr_rows  # Σ_t h_{t−1}ᵀ δr_t      (H, G·H)
         self.W.grad += x_rows.T @ da_rows  # Σ_t x_tᵀ δa_t                           (D, G·H)
         self.b.grad += xp.sum(da_rows, axis=0)
         if not need_dx:
-            return None, dstate0
+            return None
         dx = xp.reshape(da_rows @ self.W.value.T, (t, n, self.in_features))
-        return xp.permute_dims(dx, (1, 0, 2)), dstate0
+        return xp.permute_dims(dx, (1, 0, 2))
 
     def final_state(self, ctx: Any) -> State:
         """The state after the last step of the pass that produced ``ctx`` (to carry forward)."""
