@@ -1,0 +1,1 @@
+"""Tests that kill the mutation survivors of benchmarks/mutation_run.py group csvstream."""
