@@ -37,9 +37,11 @@ def _error(p: Path) -> str:
 @pytest.mark.parametrize("dims", [(7,), (3, 2), (2, 3, 4), (2, 1, 3, 2), (600, 700)])
 def test_teeth_idx_round_trip(tmp_path: Path, dims: tuple[int, ...], gz: bool) -> None:
     n = int(np.prod(dims))
-    payload = bytes((i * 7 + i // 251) % 256 for i in range(n)) if n < 1000 else np.random.default_rng(0).integers(
-        0, 256, n, dtype=np.uint8
-    ).tobytes()
+    payload = (
+        bytes((i * 7 + i // 251) % 256 for i in range(n))
+        if n < 1000
+        else np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes()
+    )
     a = read_idx(_write(tmp_path, _idx(dims, payload), gz))
     assert a.dtype == np.uint8 and a.shape == dims and a.flags.writeable
     assert a.tobytes() == payload
@@ -102,7 +104,10 @@ def test_teeth_idx_truncated_across_chunks(tmp_path: Path) -> None:
 def test_teeth_idx_header_declaring_more_than_the_file_holds(tmp_path: Path) -> None:
     # a raw file cannot hold more payload than its size: refused before allocating, with the count found
     p = _write(tmp_path, _idx((60000, 28, 28), bytes(100)))
-    assert _error(p) == f"{p}: truncated: expected 47040000 bytes of pixel data for shape (60000, 28, 28), found 100"
+    assert (
+        _error(p)
+        == f"{p}: truncated: expected 47040000 bytes of pixel data for shape (60000, 28, 28), found 100"
+    )
     p = _write(tmp_path, _idx((120,), bytes(100)))  # 120 > the 108-byte file
     assert _error(p) == f"{p}: truncated: expected 120 bytes of label data for shape (120,), found 100"
 
@@ -120,7 +125,9 @@ def test_teeth_idx_far_oversized_counts_at_most_the_limit(tmp_path: Path) -> Non
         f"{p}: oversized: expected 4 bytes of label data for shape (4,), found at least {4 + limit}"
     )
     p = _write(tmp_path, _idx((4,), bytes(4 + limit - 1)))
-    assert _error(p) == f"{p}: oversized: expected 4 bytes of label data for shape (4,), found {4 + limit - 1}"
+    assert (
+        _error(p) == f"{p}: oversized: expected 4 bytes of label data for shape (4,), found {4 + limit - 1}"
+    )
 
 
 def test_teeth_idx_corrupt_gzip_and_unreadable_files(tmp_path: Path) -> None:
