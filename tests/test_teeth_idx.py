@@ -4,14 +4,17 @@ exact error messages and byte-exact payloads, the files written here byte by byt
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import struct
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule.errors import DataError, DataNotFoundError
+from chainrule.io import idx
 from chainrule.io.idx import read_idx
 
 CHUNK = 1 << 18  # the reader's chunk; payloads larger than one chunk take several reads
@@ -138,7 +141,7 @@ def test_teeth_idx_corrupt_gzip_and_unreadable_files(tmp_path: Path) -> None:
     assert _error(p).startswith(f"{p}: corrupt or truncated gzip data (")
     with pytest.raises(DataNotFoundError, match=r"^IDX file not found: .*missing\.idx$"):
         read_idx(tmp_path / "missing.idx")
-    assert _error(tmp_path).startswith(f"cannot read IDX file {tmp_path}: ")
+    assert _error(tmp_path) == f"cannot read IDX file {tmp_path}: Is a directory"
 
 
 def test_teeth_idx_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:
@@ -148,3 +151,65 @@ def test_teeth_idx_gzip_is_detected_by_content_not_name(tmp_path: Path) -> None:
     gz = tmp_path / "plain.idx"
     gz.write_bytes(gzip.compress(_idx((2, 2), b"\x01\x02\x03\x04")))
     assert read_idx(str(gz)).tolist() == [[1, 2], [3, 4]]
+
+
+def test_teeth_idx_oversized_declaration_counts_every_chunk(tmp_path: Path) -> None:
+    p = _write(tmp_path, _idx((1_000_000,), bytes(CHUNK + 5000)))
+    assert (
+        _error(p)
+        == f"{p}: truncated: expected 1000000 bytes of label data for shape (1000000,), found {CHUNK + 5000}"
+    )
+
+
+def test_teeth_idx_gzip_declaring_more_than_it_can_expand_to_is_refused_unallocated(tmp_path: Path) -> None:
+    # 65535**3 bytes (~281 TB) from a few dozen compressed bytes: refused by counting, never allocated
+    p = _write(tmp_path, _idx((65535, 65535, 65535), bytes(10)), gz=True)
+    assert _error(p) == (
+        f"{p}: truncated: expected {65535**3} bytes of pixel data for shape (65535, 65535, 65535), found 10"
+    )
+
+
+def test_teeth_idx_refusal_holds_one_chunk_at_a_time(tmp_path: Path) -> None:
+    # 16 MiB of zeros compress to ~16 KiB; the header asks for far more than that can expand to
+    p = _write(tmp_path, _idx((1 << 30,), bytes(1 << 24)), gz=True)
+    tracemalloc.start()
+    try:
+        msg = _error(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert msg.endswith(f"found {1 << 24}")
+    assert peak < (1 << 22), peak  # a few chunks at most, never the 16 MiB stream
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that returns at most 3 bytes a read (a pipe, a socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self.data) if n is None or n < 0 else n
+        out, self.data = self.data[: min(n, 3)], self.data[min(n, 3) :]
+        return out
+
+
+def test_teeth_read_upto_short_reads() -> None:
+    assert idx._read_upto(_Trickle(b"abcdefghij"), 7) == b"abcdefg"
+    assert idx._read_upto(_Trickle(b"abcde"), 7) == b"abcde"
+    assert idx._read_upto(_Trickle(b"abc"), 0) == b""
+
+
+class _Failing(io.BytesIO):
+    def read(self, n: int | None = -1) -> bytes:
+        raise OSError(5, "Input/output error")
+
+
+def test_teeth_idx_read_error_before_the_magic_is_known(tmp_path: Path) -> None:
+    p = tmp_path / "f.idx"
+    with pytest.raises(DataError) as e:
+        idx._read_idx_stream(_Failing(b""), p)
+    assert str(e.value) == f"cannot read IDX file {p}: [Errno 5] Input/output error"
