@@ -63,7 +63,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_serialize.py",
             "tests/test_hostile.py",
             "-k",
-            "test_serialize or model or header or diverged or atomic or sigterm or finite",
+            "test_serialize or crafted or tiny_file or non_finite",
         ],
     ),
     "arrays": (
@@ -76,7 +76,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_cli.py",
             "tests/test_hostile.py",
             "-k",
-            "bad_input or subprocess_error or missing_optional or one_line or sigint or max_params or max_classes",
+            "bad_input or subprocess_error or missing_optional or one_line or sigint",
         ],
     ),
     "jobs-common": (

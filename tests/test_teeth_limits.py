@@ -1,1 +1,0 @@
-"""Tests that kill the mutation survivors of benchmarks/mutation_run.py group limits."""
