@@ -80,6 +80,8 @@ def test_teeth_load_dataset_checks_any_loader_against_the_class_limit(
     assert not kw["progress"].enabled
     monkeypatch.setattr(common, "load_data", lambda *a, **k: SimpleNamespace(n_classes=None))
     assert common.load_dataset("x", min_classes=5).n_classes is None  # a regression set: no count
+    monkeypatch.setattr(common, "load_data", lambda *a, **k: SimpleNamespace(rows=3))
+    assert common.load_dataset("x", min_classes=5).rows == 3  # no class count at all: nothing to check
 
 
 def test_teeth_download_bars(capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +90,9 @@ def test_teeth_download_bars(capsys: pytest.CaptureFixture[str]) -> None:
     assert off._bars == {}
     bars = common.DownloadBars()
     bars("a.gz", 10, 100)
+    first = bars._bars["a.gz"]
     bars("a.gz", 30, 100)
+    assert bars._bars["a.gz"] is first and first.n == 30  # one bar per file, advanced
     bars("b.gz", 7, None)
     a, b = bars._bars["a.gz"], bars._bars["b.gz"]
     assert (a.n, a.total, b.n, b.total) == (30, 100, 7, None)
