@@ -54,7 +54,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_hostile.py",
             "tests/test_data.py",
             "-k",
-            "csv or predict or npy or ragged or bom or overflow or newline or urandom",
+            "csv or predict or npy or ragged or bom or overflow or urandom",
         ],
     ),
     "serialize": (
@@ -81,9 +81,18 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "jobs-common": (
         ["src/chainrule/jobs/common.py"],
-        ["tests/test_hostile.py", "-k", "output or overwrite or unwritable or one_class or max_classes or 1e9"],
+        ["tests/test_hostile.py", "-k", "output or overwrite or one_class or max_classes or 1e9"],
     ),
 }
+
+
+#: tests never run against a mutant: with a check mutated away they harm the machine. The /dev/zero
+#: test reads until memory runs out without the line bound; the other trains and then saves over
+#: /dev/null (as root, os.replace turned /dev/null into a regular file during one run).
+UNSAFE = [
+    "tests/test_hostile.py::test_newline_free_stream_named_csv_stops_at_the_line_limit",
+    "tests/test_hostile.py::test_unwritable_output_is_found_before_training_and_named",
+]
 
 
 def _selection(args: list[str]) -> tuple[list[str], str | None]:
@@ -114,6 +123,8 @@ def prepare(group: str) -> Path:
         paths.append(teeth)
         k = f"{k} or teeth" if k else None
     extra = ["-p", "no:cacheprovider", "-q", "-x"] + (["-k", k] if k else [])
+    for node in UNSAFE:
+        extra += ["--deselect", node]
     text += (
         "[tool.mutmut]\n"
         'source_paths = ["src/"]\n'
