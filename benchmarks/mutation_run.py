@@ -179,6 +179,12 @@ def main() -> int:
         action="store_true",
         help="copy the current tests into the last run's scratch copy and rerun only its survivors",
     )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="with --rerun: rerun these mutants (mutmut name patterns) as well as the survivors",
+    )
     ap.add_argument("--report-only", action="store_true", help="read the last run's results, run nothing")
     args = ap.parse_args()
     total: collections.Counter[str] = collections.Counter()
@@ -187,7 +193,7 @@ def main() -> int:
         names: list[str] = []
         if args.rerun:
             shutil.copytree(REPO / "tests", d / "tests", dirs_exist_ok=True)
-            names = [s.split(": ", 1)[1] for s in counts(d)[1]]
+            names = [s.split(": ", 1)[1] for s in counts(d)[1]] + list(args.only or [])
         if not args.report_only and (names or not args.rerun):
             if not args.rerun:
                 d = prepare(group)
