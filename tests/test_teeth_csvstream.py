@@ -210,3 +210,49 @@ def test_teeth_read_features(tmp_path: Path) -> None:
     c = _file(tmp_path, "a,b\n1,2\n")
     np.testing.assert_array_equal(cs.read_features(c), [[1, 2]])
     assert cs.read_features(c).dtype == np.float32 and cs.read_features(c, np.float64).dtype == np.float64
+
+
+def test_teeth_long_non_finite_value_is_cut_at_40_characters(tmp_path: Path) -> None:
+    value = "0" * 44 + "1e39"  # 48 characters, overflows float32
+    p = _file(tmp_path, f"1,2\n{value},3\n")
+    assert _err(cs.read_float_table, p) == f"{p}: row 2, column 1: value {value[:40]!r} overflows float32"
+
+
+def test_teeth_error_in_a_full_chunk_names_file_and_line(tmp_path: Path) -> None:
+    p = _file(tmp_path, "a,b\n1,2\n3,x\n5,6\n")
+    with pytest.raises(DataError) as e:
+        list(cs.iter_float_chunks(p, chunk_rows=2))
+    assert str(e.value) == f"{p}: row 3, column 2: non-numeric value 'x' (features must be numbers)"
+    p = _file(tmp_path, "1,2\n3,inf\n5,6\n")
+    with pytest.raises(DataError) as e:
+        list(cs.iter_float_chunks(p, chunk_rows=2))
+    assert str(e.value) == f"{p}: row 2, column 2: value 'inf' is not finite"
+
+
+def _numpy_message(data: bytes) -> str:
+    """What NumPy itself says about these bytes, whitespace folded, cut at 200 characters."""
+    try:
+        np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as e:
+        return " ".join(str(e).split())[:200]
+    raise AssertionError("NumPy loaded it")
+
+
+def test_teeth_read_npy_passes_numpy_s_reason_on(tmp_path: Path) -> None:
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,),\n\n   " + "x" * 300 + "}"
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+    data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1") + bytes(24)
+    p = _file(tmp_path, data, "long.npy")
+    reason = _numpy_message(data)
+    assert len(reason) == 200 and "  " not in reason
+    assert _err(cs.read_npy, p) == f"{p}: not a valid .npy file ({reason})"
+    good = io.BytesIO()
+    np.save(good, np.arange(6.0))
+    cut = good.getvalue()[:20]
+    p = _file(tmp_path, cut, "cut.npy")
+    assert _err(cs.read_npy, p) == f"{p}: not a valid .npy file ({_numpy_message(cut)})"
+
+
+def test_teeth_read_npy_os_error_names_its_kind(tmp_path: Path) -> None:
+    f = _file(tmp_path, "x", "f.npy")
+    assert _err(cs.read_npy, f / "x.npy") == f"{f / 'x.npy'}: not a valid .npy file (NotADirectoryError)"
