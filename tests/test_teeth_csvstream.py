@@ -256,3 +256,10 @@ def test_teeth_read_npy_passes_numpy_s_reason_on(tmp_path: Path) -> None:
 def test_teeth_read_npy_os_error_names_its_kind(tmp_path: Path) -> None:
     f = _file(tmp_path, "x", "f.npy")
     assert _err(cs.read_npy, f / "x.npy") == f"{f / 'x.npy'}: not a valid .npy file (NotADirectoryError)"
+
+
+def test_teeth_read_error_mid_file_is_one_message() -> None:
+    # /proc/self/mem opens, then fails on the first read (EIO): a read error while parsing
+    assert (
+        _err(list, cs.csv_rows("/proc/self/mem")) == "cannot read CSV file /proc/self/mem: Input/output error"
+    )
