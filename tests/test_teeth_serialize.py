@@ -340,3 +340,21 @@ def test_teeth_load_checks_tensors(tmp_path: Path) -> None:
     np.testing.assert_array_equal(net.layers[0].W.value, W)
     np.testing.assert_array_equal(net.layers[0].b.value, B)
     assert math.isclose(float(net.layers[0].b.value[1]), -1.5)
+
+
+def test_teeth_without_safetensors_saving_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from chainrule.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)  # as if the package were not installed
+    with pytest.raises(MissingDependencyError) as e:
+        S.save(mlp([3, 2]), tmp_path / "m.safetensors")
+    assert (
+        str(e.value)
+        == "saving and loading models needs the optional package 'safetensors': pip install 'chainrule[cli]'"
+    )
+    assert (e.value.package, e.value.extra) == ("safetensors", "cli")
+    assert not (tmp_path / "m.safetensors").exists()
