@@ -358,3 +358,27 @@ def test_teeth_without_safetensors_saving_names_the_extra(
     )
     assert (e.value.package, e.value.extra) == ("safetensors", "cli")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_teeth_builder_refusals_are_model_file_errors(tmp_path: Path) -> None:
+    from chainrule.errors import ChainruleError
+    from chainrule.nn.builders import from_config
+
+    p = tmp_path / "m.safetensors"
+    arch = {**ARCH, "loss": "bogus"}
+    with pytest.raises(ChainruleError) as built:
+        from_config(arch)  # what the builder itself says
+    assert _err(_model(tmp_path, arch=arch)) == f"{p}: bad architecture: {built.value}"
+
+
+def test_teeth_long_field_values_are_cut_at_40_characters(tmp_path: Path) -> None:
+    p = tmp_path / "m.safetensors"
+    value = "r" * 50
+    assert _err(_model(tmp_path, arch={"layers": [{**DENSE, "colour": value}]})) == (
+        f"{p}: bad architecture: layer 0 (dense) field 'colour' = {value[:40]} is not a valid value "
+        "(it would be read as None)"
+    )
+
+
+def test_teeth_same_with_one_side_a_list() -> None:
+    assert not S._same([1, 2], 5) and not S._same(3, [3]) and not S._same("ab", ["a", "b"])
