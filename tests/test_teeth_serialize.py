@@ -382,3 +382,16 @@ def test_teeth_long_field_values_are_cut_at_40_characters(tmp_path: Path) -> Non
 
 def test_teeth_same_with_one_side_a_list() -> None:
     assert not S._same([1, 2], 5) and not S._same(3, [3]) and not S._same("ab", ["a", "b"])
+
+
+def test_teeth_input_dim_one_and_empty_tensors(tmp_path: Path) -> None:
+    one = {"0.W": np.ones((1, 2), np.float32), "0.b": B}
+    arch = {"input_dim": 1, "layers": [{"type": "dense", "in_features": 1, "out_features": 2}]}
+    assert S.load(_model(tmp_path, arch=arch, tensors=one)).input_dim == 1
+    # an empty tensor is well-formed (shape [0], an empty byte range); it is then just not expected
+    p = _model(tmp_path, entries={"9.e": {"dtype": "F32", "shape": [0], "data_offsets": [32, 32]}})
+    assert _err(p) == f"{p}: weights do not match the architecture (missing [], unexpected ['9.e'])"
+    shape = [1] * 30
+    p = _model(tmp_path, entries={"0.W": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}})
+    assert len(str(shape)) > 80
+    assert _err(p) == f"{p}: tensor '0.W' has a malformed shape {str(shape)[:80]}"
