@@ -186,6 +186,9 @@ def test_autoencoder_command_json(capsys, tmp_path, pretrain: str) -> None:
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["pca_squared_error_per_image"] > 0 and res["test_squared_error_per_image"] > 0
     assert res["pretrain"] == pretrain and res["layers"] == [784, 32, 2]
+    # one record per fine-tuning epoch, without fit's arg-max "accuracy" (meaningless for reconstructions)
+    assert [e["epoch"] for e in res["history"]] == [1]
+    assert "accuracy" not in res["history"][0] and res["history"][0]["test_squared_error"] > 0
     for name in ("reconstructions.png", "codes.png", "report.html", "autoencoder.json"):
         assert (out / name).stat().st_size > 0
     assert (out / "report.html").read_text().count("data:image/png;base64") == 2

@@ -130,6 +130,12 @@ def _pictures(cfg: AutoencoderConfig, net: Autoencoder, pca: PCA, x: np.ndarray,
     return write_figures(out, f"chainrule autoencoder {arch}", table, figures)
 
 
+def _history(hist: Any) -> list[dict[str, Any]]:
+    """The per-epoch records of fine-tuning, without ``fit``'s classification accuracy (the arg-max of
+    a reconstruction against the arg-max of its input means nothing for an autoencoder)."""
+    return [{k: v for k, v in e.items() if k != "accuracy"} for e in hist.epochs] if hist else []
+
+
 def run_autoencoder(cfg: AutoencoderConfig, *, log: Log = None) -> AutoencoderOutput:
     """Pre-train (unless ``none``), unroll, fine-tune ``epochs`` epochs by backprop, and report the
     test squared error per image beside PCA's with the same code size, fitted on the same images."""
@@ -161,7 +167,7 @@ def run_autoencoder(cfg: AutoencoderConfig, *, log: Log = None) -> AutoencoderOu
         "test_squared_error_per_image": err, "pca_squared_error_per_image": pca_err,
         "test_squared_error_before_fine_tuning": error_before,
         "pretrain_seconds": pre_s, "fine_tune_seconds": float(sum(hist.epoch_seconds)) if hist else 0.0,
-        "wall_seconds": time.perf_counter() - t_start, "history": hist.epochs if hist else [],
+        "wall_seconds": time.perf_counter() - t_start, "history": _history(hist),
     }
     written: list[Path] = []
     if cfg.out is not None:
