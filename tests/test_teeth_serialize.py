@@ -395,3 +395,11 @@ def test_teeth_input_dim_one_and_empty_tensors(tmp_path: Path) -> None:
     p = _model(tmp_path, entries={"0.W": {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}})
     assert len(str(shape)) > 80
     assert _err(p) == f"{p}: tensor '0.W' has a malformed shape {str(shape)[:80]}"
+
+
+def test_teeth_unexpected_tensors_are_listed_five_at_most(tmp_path: Path) -> None:
+    extra = {f"9.{c}": B for c in "abcdef"}
+    p = _model(tmp_path, tensors={"0.W": W, "0.b": B, **extra})
+    assert _err(p) == (
+        f"{p}: weights do not match the architecture (missing [], unexpected {sorted(extra)[:5]})"
+    )
