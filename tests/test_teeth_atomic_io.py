@@ -20,7 +20,13 @@ TEXT = "∂E/∂w = δ·xᵀ\n"
 def test_teeth_atomic_write_text_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
     # a C locale without coercion makes open()'s default encoding ASCII: the text must still be UTF-8
     out = tmp_path / "t.txt"
-    code = f"from chainrule import _io; _io.atomic_write_text({str(out)!a}, {TEXT!a})"
+    # the module is loaded from its own file: an installed (editable) chainrule must not stand in for it
+    code = (
+        "import importlib.util as u; "
+        f"s = u.spec_from_file_location('chainrule_io_under_test', {_io.__file__!a}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); "
+        f"m.atomic_write_text({str(out)!a}, {TEXT!a})"
+    )
     env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     r = subprocess.run([sys.executable, "-X", "utf8=0", "-c", code], env=env, capture_output=True, timeout=60)
