@@ -313,3 +313,24 @@ def test_teeth_json_warning_status(capsys: pytest.CaptureFixture[str]) -> None:
     out, err = capsys.readouterr()
     assert out == '{"a":1,"b":[0.5,2.0],"c":"\\u00e9"}\n'
     assert err == "chainrule: warning: two lines\nshown\n"
+
+
+def test_teeth_number_factory_at_test_time() -> None:
+    # the module's parsers are built at import; build fresh ones so the factory's own code is what runs
+    even = C._number(int, lambda v: v % 2 == 0, "an even number")
+    assert even("4") == 4 and even("0") == 0 and even.__name__ == "an_even_number"
+    for t in ("3", "x", "4.0"):
+        assert _bad(even, t) == f"expected an even number, got {t!r}"
+    anything = C._number(float, lambda v: True, "a float")
+    assert anything("-0.0") == 0.0
+    assert _bad(anything, "") == "expected a float, got ''"
+
+
+def test_teeth_entry_exits_with_main_s_status(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["chainrule", "nosuch"])
+    with pytest.raises(SystemExit) as e:
+        cli.entry()
+    assert e.value.code == 2
+    assert capsys.readouterr().err.startswith("chainrule: error: chainrule: argument COMMAND: invalid choice")
