@@ -334,3 +334,29 @@ def test_teeth_entry_exits_with_main_s_status(
         cli.entry()
     assert e.value.code == 2
     assert capsys.readouterr().err.startswith("chainrule: error: chainrule: argument COMMAND: invalid choice")
+
+
+def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_teeth_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    from chainrule.cli.commands import evaluate
+
+    assert cli.main([]) == 2
+    top = capsys.readouterr().err
+    assert "\n\nNeural networks with hand-derived, checked gradients.\n\n" in top
+    assert " ".join(example.HELP.split()) in " ".join(top.split())  # each command's one-line help
+    assert " ".join(example.DESCRIPTION.split())[:60] in _help(capsys, "example")  # its own description
+    assert not hasattr(evaluate, "DESCRIPTION")
+    assert "usage: chainrule evaluate [-h] " in _help(capsys, "evaluate")
+    assert " ".join(evaluate.HELP.split()) in _help(capsys, "evaluate")  # else its help is the description
+
+
+def test_teeth_a_bad_subcommand_value_is_one_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["example", "--lr", "abc"]) == 2
+    assert capsys.readouterr().err == (
+        "chainrule: error: chainrule example: argument --lr: expected a positive number, got 'abc'\n"
+    )
