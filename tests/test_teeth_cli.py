@@ -86,7 +86,10 @@ def test_teeth_bad_flag_is_one_usage_line(capsys: pytest.CaptureFixture[str]) ->
 def test_teeth_run_result_limits_and_argv(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = signal.getsignal(signal.SIGTERM)
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    before = signal.signal(signal.SIGTERM, mine)  # a handler of our own, to see it put back
     code, out, err, seen = _run_with(
         monkeypatch, capsys, lambda: None, "--max-params", "123", "--max-classes", "7"
     )
@@ -94,7 +97,8 @@ def test_teeth_run_result_limits_and_argv(
     assert (seen["max_params"], seen["max_classes"]) == (123, 7)
     assert seen["sigterm"] is cli._on_sigterm
     assert seen["args"]._argv == ["example", "--max-params", "123", "--max-classes", "7"]
-    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGTERM) is mine
+    signal.signal(signal.SIGTERM, before)
     assert limits.LIMITS.max_params == limits.Limits().max_params
     code, *_, seen = _run_with(monkeypatch, capsys, lambda: 3, "--debug")
     assert code == 3 and seen["args"]._argv == ["example"]
@@ -360,3 +364,12 @@ def test_teeth_a_bad_subcommand_value_is_one_usage_line(capsys: pytest.CaptureFi
     assert capsys.readouterr().err == (
         "chainrule: error: chainrule example: argument --lr: expected a positive number, got 'abc'\n"
     )
+
+
+def test_teeth_int_list_factory_at_test_time() -> None:
+    sizes = C.int_list(2, 1, "sizes", "8,4")
+    assert sizes("1; 2 ,3") == [1, 2, 3] and sizes(" 4 ;5 ") == [4, 5]
+    assert _bad(sizes, "1,x") == "sizes must be comma-separated integers like 8,4, got '1,x'"
+    assert _bad(sizes, "7") == "sizes needs at least 2 integer(s), each at least 1, got '7'"
+    optional = C.int_list(0, 1, "extra", "2")
+    assert optional("") == [] and optional(" ; ") == []
