@@ -29,7 +29,7 @@ SCRATCH = Path("/tmp/chainrule-mutation")
 GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "limits": (
         ["src/chainrule/limits.py"],
-        ["tests/test_hostile.py", "-k", "max_params or max_classes or huge_sizes or 1e9"],
+        ["tests/test_hostile.py", "-k", "max_params or max_classes or huge_sizes or 1e9 or inclusive"],
     ),
     "atomic-io": (
         ["src/chainrule/_io.py"],
@@ -42,7 +42,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "idx": (
         ["src/chainrule/io/idx.py"],
-        ["tests/test_data.py", "-k", "idx or IDX or gzip", "tests/test_hostile.py"],
+        ["tests/test_data.py", "tests/test_hostile.py", "-k", "idx or IDX or gzip"],
     ),
     "fast-path kernels": (
         ["src/chainrule/accel/loss_kernels.py", "src/chainrule/accel/update_kernels.py"],
@@ -54,12 +54,17 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/test_hostile.py",
             "tests/test_data.py",
             "-k",
-            "csv or predict or npy or ragged or bom or overflow or newline or urandom",
+            "csv or predict or npy or ragged or bom or overflow or urandom",
         ],
     ),
     "serialize": (
         ["src/chainrule/io/serialize.py"],
-        ["tests/test_serialize.py", "tests/test_hostile.py"],
+        [
+            "tests/test_serialize.py",
+            "tests/test_hostile.py",
+            "-k",
+            "test_serialize or crafted or non_finite",
+        ],
     ),
     "arrays": (
         ["src/chainrule/io/arrays.py"],
@@ -67,10 +72,34 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "cli": (
         ["src/chainrule/cli/__init__.py", "src/chainrule/cli/commands/_common.py"],
-        ["tests/test_cli.py", "tests/test_hostile.py"],
+        [
+            "tests/test_cli.py",
+            "tests/test_hostile.py",
+            "-k",
+            "bad_input or missing_optional or one_line",
+        ],
     ),
-    "jobs-common": (["src/chainrule/jobs/common.py"], ["tests/test_hostile.py", "tests/test_jobs.py"]),
+    "jobs-common": (
+        ["src/chainrule/jobs/common.py"],
+        ["tests/test_hostile.py", "-k", "output or overwrite or one_class or max_classes or 1e9"],
+    ),
 }
+
+
+#: tests never run against a mutant: with a check mutated away they harm the machine. The /dev/zero
+#: test reads until memory runs out without the line bound; the other trains and then saves over
+#: /dev/null (as root, os.replace turned /dev/null into a regular file during one run).
+UNSAFE = [
+    "tests/test_hostile.py::test_newline_free_stream_named_csv_stops_at_the_line_limit",
+    "tests/test_hostile.py::test_unwritable_output_is_found_before_training_and_named",
+]
+
+#: tests left out for their clocks: they pass alone but fail in mutmut's clean run on a loaded
+#: machine under ``nice`` (a 2 s wall-clock bound; a subprocess interrupted at fixed times)
+FLAKY = [
+    "tests/test_hostile.py::test_tiny_file_declaring_a_huge_dense_layer_is_refused_from_its_header",
+    "tests/test_hostile.py::test_sigint_during_start_up_is_one_line_and_130",
+]
 
 
 def _selection(args: list[str]) -> tuple[list[str], str | None]:
@@ -96,13 +125,22 @@ def prepare(group: str) -> Path:
     text = (REPO / "pyproject.toml").read_text()
     text = text[: text.index("[tool.mutmut]")]
     paths, k = _selection(tests)
+    teeth = "tests/test_teeth_" + re.sub(r"\W+", "_", group) + ".py"
+    if (REPO / teeth).exists():  # the tests written to kill this group's survivors
+        paths.append(teeth)
+        k = f"{k} or teeth" if k else None
     extra = ["-p", "no:cacheprovider", "-q", "-x"] + (["-k", k] if k else [])
+    for node in UNSAFE + FLAKY:
+        extra += ["--deselect", node]
     text += (
         "[tool.mutmut]\n"
         'source_paths = ["src/"]\n'
         f"only_mutate = {json.dumps(files)}\n"
         f"pytest_add_cli_args_test_selection = {json.dumps(paths)}\n"
         f"pytest_add_cli_args = {json.dumps(extra)}\n"
+        # one server imports pytest, torch and the tests once and forks a worker per mutant;
+        # plain "fork" re-imports them in every worker (~10 s a mutant here)
+        'process_isolation = "forkserver"\n'
     )
     (d / "pyproject.toml").write_text(text)
     return d
@@ -143,22 +181,39 @@ def main() -> int:
     ap.add_argument("groups", nargs="*", default=list(GROUPS))
     ap.add_argument("--children", type=int, default=2)
     ap.add_argument("--survivors", action="store_true")
+    ap.add_argument(
+        "--rerun",
+        action="store_true",
+        help="copy the current tests into the last run's scratch copy and rerun only its survivors",
+    )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PATTERN",
+        help="with --rerun: rerun these mutants (mutmut name patterns) as well as the survivors",
+    )
     ap.add_argument("--report-only", action="store_true", help="read the last run's results, run nothing")
     args = ap.parse_args()
     total: collections.Counter[str] = collections.Counter()
     for group in args.groups:
         d = SCRATCH / re.sub(r"\W+", "-", group)
-        if not args.report_only:
-            d = prepare(group)
+        names: list[str] = []
+        if args.rerun:
+            shutil.copytree(REPO / "tests", d / "tests", dirs_exist_ok=True)
+            names = [s.split(": ", 1)[1] for s in counts(d)[1]] + list(args.only or [])
+        if not args.report_only and (names or not args.rerun):
+            if not args.rerun:
+                d = prepare(group)
             env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-            subprocess.run(
-                ["mutmut", "run", "--max-children", str(args.children)],
-                cwd=d,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                check=False,
-            )
+            with open(d / "mutmut.log", "a" if args.rerun else "w") as log:
+                subprocess.run(
+                    ["mutmut", "run", "--max-children", str(args.children), *names],
+                    cwd=d,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
         c, survivors = counts(d)
         total += c
         ran = c["killed"] + c["survived"] + c["no tests"] + c["timeout"] + c["suspicious"]

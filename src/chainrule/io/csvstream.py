@@ -173,6 +173,8 @@ def read_npy(path: str | Path) -> np.ndarray:
                 raise DataError(f"{p}: not a NumPy .npy file (it does not start with the .npy magic bytes)")
             fh.seek(0)
             arr = np.load(fh, allow_pickle=False)
+    except DataError:
+        raise  # ours, from the checks above (a DataError is a ValueError: keep it out of the next clauses)
     except FileNotFoundError:
         raise DataNotFoundError(f"NumPy file not found: {p}") from None
     except IsADirectoryError:
