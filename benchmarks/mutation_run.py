@@ -171,7 +171,7 @@ def counts(d: Path) -> tuple[collections.Counter[str], list[str]]:
         for key, code in json.load(open(f)).get("exit_code_by_key", {}).items():
             kind = "not run" if code is None else names.get(code, "suspicious")
             c[kind] += 1
-            if kind in ("survived", "no tests", "suspicious"):
+            if kind in ("survived", "no tests", "suspicious", "not run", "interrupted"):
                 survivors.append(f"{kind}: {key}")
     return c, sorted(survivors)
 
@@ -184,7 +184,8 @@ def main() -> int:
     ap.add_argument(
         "--rerun",
         action="store_true",
-        help="copy the current tests into the last run's scratch copy and rerun only its survivors",
+        help="copy the current tests into the last run's scratch copy and rerun only its survivors"
+        " (and any mutant not run yet or interrupted)",
     )
     ap.add_argument(
         "--only",

@@ -207,3 +207,139 @@ def test_teeth_npz_declared_sizes_are_bounded_by_the_archive(tmp_path: Path) -> 
     assert _err(DataError, p) == (
         f"{p}: member 'x.npy' declares shape (4,) of float64 but holds {size * 1032 + (1 << 20)} bytes"
     )
+
+
+def test_teeth_seed_default_is_zero(tmp_path: Path) -> None:
+    p = _npy(tmp_path, np.column_stack([np.arange(20.0), np.arange(20) % 2]))
+    held = np.random.default_rng(0).permutation(20)[:4]  # holdout_split's rule: seed 0, round(0.2 * 20)
+    assert sorted(load_arrays(p).x_test[:, 0]) == sorted(float(i) for i in held)
+
+
+def test_teeth_npz_regression_keeps_names_warnings_and_file_name(tmp_path: Path) -> None:
+    x, y = np.arange(10.0).reshape(5, 2), np.array([-2.0, 0.0, 1.0, 3.0, 2.0])
+    p = _npz(tmp_path, "neg.npz", x=x, y=y, feature_names=np.array(["a", "b"]))
+    d = load_arrays(p)
+    assert d.task == "regress" and d.n_classes == 1 and d.name == "neg.npz"
+    assert d.feature_names == ["a", "b"]
+    assert d.warnings == [
+        f"{p}: the target has negative whole numbers (-2..3), so it is treated as a quantity "
+        "(regression); pass --task classify to treat it as class labels"
+    ]
+
+
+def test_teeth_npz_classification_keeps_warnings(tmp_path: Path) -> None:
+    k = 25  # more than MANY_CLASSES (20) distinct labels, exactly 0..k-1
+    p = _npz(tmp_path, "many.npz", x=np.arange(2.0 * k).reshape(k, 2), y=np.arange(k))
+    d = load_arrays(p)
+    assert d.task == "classify" and d.n_classes == k
+    assert d.warnings == [
+        f"{p}: the target has {k} distinct whole numbers 0..{k - 1}, taken as class indices; "
+        "pass --task regress if it is a quantity"
+    ]
+
+
+def test_teeth_npy_errors_name_the_file(tmp_path: Path) -> None:
+    p = _npy(tmp_path, np.array([[np.nan, 0.0], [1.0, 1.0], [2.0, 0.0]]))
+    assert _err(DataError, p) == (f"{p}: 1 non-finite value(s) (NaN or Inf) in the features; first in row 0")
+
+
+def test_teeth_npz_features_become_float32_and_task_reaches_every_part(tmp_path: Path) -> None:
+    x = np.arange(8.0).reshape(4, 2)  # float64 on disk
+    p = _npz(tmp_path, "xy.npz", x=x, y=np.array([0.5, 1.5, 2.5, 3.5]))
+    d = load_arrays(p, test_fraction=0.0)
+    assert d.task == "regress" and d.x_train.dtype == np.float32
+    np.testing.assert_array_equal(np.sort(d.y_train), [0.5, 1.5, 2.5, 3.5])
+    # whole labels in y_train, a fraction only in y_test: the task is decided over both
+    p = _npz(
+        tmp_path,
+        "split.npz",
+        x_train=x,
+        y_train=np.array([0, 1, 2, 1]),
+        x_test=x[:2],
+        y_test=np.array([0.5, 1]),
+    )
+    d = load_arrays(p)
+    assert d.task == "regress" and d.x_train.dtype == np.float32 and d.x_test.dtype == np.float32
+    np.testing.assert_array_equal(d.y_test, [0.5, 1.0])
+    np.testing.assert_array_equal(d.y_train, [0, 1, 2, 1])
+    # a fraction only in y_train: the train part must also be read as regression
+    p = _npz(
+        tmp_path,
+        "split2.npz",
+        x_train=x,
+        y_train=np.array([0, 1, 2.5, 1]),
+        x_test=x[:2],
+        y_test=np.array([0, 1]),
+    )
+    np.testing.assert_array_equal(load_arrays(p).y_train, [0, 1, 2.5, 1])
+
+
+def test_teeth_npz_one_training_sample(tmp_path: Path) -> None:
+    x = np.arange(6.0).reshape(3, 2)
+    p = _npz(
+        tmp_path, "one.npz", x_train=x[:1], y_train=np.array([0.5]), x_test=x[1:], y_test=np.array([1.5, 2.5])
+    )
+    d = load_arrays(p)
+    assert d.x_train.shape == (1, 2) and d.x_test.shape == (2, 2)
+
+
+def test_teeth_npz_bad_targets_reach_check_xy(tmp_path: Path) -> None:
+    x = np.arange(8.0).reshape(4, 2)
+    p = _npz(tmp_path, "nan.npz", x=x, y=np.array([0, 1, np.nan, 1]))
+    assert _err(DataError, p) == f"{p}: label at index 2 is nan (labels must be integers)"
+    p = _npz(tmp_path, "empty.npz", x=np.zeros((0, 2)), y=np.zeros(0))
+    assert _err(DataError, p) == f"{p}: empty: no samples"
+    p = _npz(
+        tmp_path,
+        "y2d.npz",
+        x_train=x,
+        y_train=np.array([0, 1, 0, 1]),
+        x_test=x[:2],
+        y_test=np.array([[0], [1]]),
+    )
+    assert _err(DataError, p) == f"{p} (test): labels must be a 1-D array, got shape (2, 1)"
+
+
+def test_teeth_one_class_without_a_test_part(tmp_path: Path) -> None:
+    p = _npz(tmp_path, "zeros.npz", x=np.arange(8.0).reshape(4, 2), y=np.zeros(4, dtype=np.int64))
+    assert load_arrays(p).n_classes == 1
+
+
+def _numpy_message(fn, *args) -> str:  # type: ignore[no-untyped-def]
+    """What NumPy itself says about these bytes, whitespace folded and cut at 200 characters."""
+    with pytest.raises(Exception) as e:
+        fn(*args)
+    return " ".join(str(e.value).split())[:200]
+
+
+def test_teeth_damaged_members_give_numpy_own_words(tmp_path: Path) -> None:
+    garbage = b"NOT NUMPY AT ALL" * 4
+    p = _zip(tmp_path / "magic.npz", {"x.npy": garbage, "y.npy": _member(np.array([0, 1]))})
+    said = _numpy_message(np.lib.format.read_magic, io.BytesIO(garbage))
+    assert _err(DataError, p) == f"{p}: not a valid NumPy file ({said})"
+    header = b"{" + b"not python " * 30 + b"}"  # a header NumPy cannot parse, quoted at length
+    raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header) + 1) + header + b"\n"
+    said = _numpy_message(np.lib.format.read_array_header_1_0, io.BytesIO(raw[8:]))
+    p = _zip(tmp_path / "header.npz", {"x.npy": raw})
+    assert len(said) == 200
+    assert _err(DataError, p) == f"{p}: not a valid NumPy file ({said})"
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    said = _numpy_message(zipfile.ZipFile, bad)
+    assert _err(DataError, bad) == f"{bad}: not a valid NumPy file (BadZipFile: {said})"
+
+
+def test_teeth_long_member_names_are_cut_at_80(tmp_path: Path) -> None:
+    name = "m" * 100 + ".txt"
+    p = _zip(tmp_path / "txt.npz", {name: b"hello"})
+    assert _err(DataError, p) == f"{p}: member {name[:80]!r} is not a .npy array"
+    name = "o" * 100 + ".npy"
+    p = _zip(tmp_path / "obj.npz", {name: _member(np.array([1, "a"], dtype=object))})
+    assert (
+        _err(DataError, p) == f"{p}: refusing to load pickled data (member {name[:80]!r} is an object array)"
+    )
+    short = _member(np.arange(4.0))[:-8]
+    p = _zip(tmp_path / "short.npz", {name: short})
+    assert _err(DataError, p) == (
+        f"{p}: member {name[:80]!r} declares shape (4,) of float64 but holds {len(short)} bytes"
+    )
