@@ -343,3 +343,12 @@ def test_teeth_long_member_names_are_cut_at_80(tmp_path: Path) -> None:
     assert _err(DataError, p) == (
         f"{p}: member {name[:80]!r} declares shape (4,) of float64 but holds {len(short)} bytes"
     )
+
+
+def test_teeth_npy_warning_names_the_file(tmp_path: Path) -> None:
+    p = _npy(tmp_path, np.column_stack([np.arange(4.0), [-1.0, 0.0, 2.0, 1.0]]), "neg.npy")
+    d = load_arrays(p)
+    assert d.task == "regress" and d.warnings == [
+        f"{p}: the target has negative whole numbers (-1..2), so it is treated as a quantity "
+        "(regression); pass --task classify to treat it as class labels"
+    ]

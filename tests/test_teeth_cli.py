@@ -373,3 +373,22 @@ def test_teeth_int_list_factory_at_test_time() -> None:
     assert _bad(sizes, "7") == "sizes needs at least 2 integer(s), each at least 1, got '7'"
     optional = C.int_list(0, 1, "extra", "2")
     assert optional("") == [] and optional(" ; ") == []
+
+
+def test_teeth_shared_option_help_texts() -> None:
+    """The help line of every option the commands share, as ``--help`` shows it."""
+    p = argparse.ArgumentParser(prog="x")
+    C.add_data_args(p)
+    C.add_backend_args(p)
+    shown = " ".join(p.format_help().split())
+    for line in (
+        "--data NAME|PATH 'default' (embedded MNIST subset, offline), 'mnist', an MNIST directory, "
+        "or a .csv/.npy/.npz file (default: default)",
+        "--data-dir DIR where the MNIST IDX files are (else $CHAINRULE_DATA or the cache)",
+        "--download fetch MNIST into the data dir if it is missing",
+        "--target NAME label column of a CSV file (default: the last column)",
+        "--backend {numpy,torch,cupy} array backend (default: numpy on cpu, fastest on cuda)",
+        "--device {cpu,cuda} device (default: cpu)",
+        "--threads THREADS BLAS / torch threads on the CPU (default: library default)",
+    ):
+        assert line in shown
