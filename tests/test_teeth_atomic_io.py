@@ -20,10 +20,12 @@ TEXT = "∂E/∂w = δ·xᵀ\n"
 def test_teeth_atomic_write_text_is_utf8_whatever_the_locale(tmp_path: Path) -> None:
     # a C locale without coercion makes open()'s default encoding ASCII: the text must still be UTF-8
     out = tmp_path / "t.txt"
-    # the module is loaded from its own file: an installed (editable) chainrule must not stand in for it
+    _io.atomic_write_text(out, "old")  # in this process too, so that coverage-based selection finds this test
+    # the module is loaded from its own file: an installed (editable) chainrule must not stand in for it;
+    # under its own name, which mutation testing uses to tell which functions to switch
     code = (
         "import importlib.util as u; "
-        f"s = u.spec_from_file_location('chainrule_io_under_test', {_io.__file__!a}); "
+        f"s = u.spec_from_file_location('chainrule._io', {_io.__file__!a}); "
         "m = u.module_from_spec(s); s.loader.exec_module(m); "
         f"m.atomic_write_text({str(out)!a}, {TEXT!a})"
     )
