@@ -46,9 +46,11 @@ def test_tiny_file_declaring_a_huge_dense_layer_is_refused_from_its_header(tmp_p
     raw = h.safetensors_bytes({}, h.model_metadata(arch))
     assert len(raw) < 400
     _model(tmp_path, raw)
-    t = time.perf_counter()
+    # CPU seconds of this process, not wall time: the defect spent 8-13 s allocating 3.8 GB, and a
+    # wall-clock bound also counts the time a loaded machine makes the test wait for a core
+    t = time.process_time()
     line = h.refused(["predict", "--model", "m.safetensors", "--input", "x.csv"], tmp_path)
-    assert time.perf_counter() - t < 2
+    assert time.process_time() - t < 2
     assert "missing" in line and "0.W" in line
 
 
