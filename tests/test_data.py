@@ -40,7 +40,7 @@ REAL_MNIST = Path(
     or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 )
 
-# Published reference values from the MNIST README (/work/shared/data/mnist/README.md).
+# Published reference values from the MNIST README (../shared/data/mnist/README.md).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_MD5 = {
