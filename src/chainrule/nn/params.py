@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from chainrule.backend import namespace
 
 __all__ = ["Buffer", "Param"]
@@ -28,7 +30,10 @@ class Param:
     def __init__(self, value: Any, name: str, *, decay: bool = False) -> None:
         xp = namespace(value)
         self.value = xp.asarray(value, copy=True)
-        self.grad = xp.zeros_like(self.value)
+        # NumPy: calloc'd zeros, whose pages stay untouched until the first backward (zeros_like
+        # writes every page), so building or loading a model holds one copy of its weights
+        v = self.value
+        self.grad = np.zeros(v.shape, v.dtype) if isinstance(v, np.ndarray) else xp.zeros_like(v)
         self.name = name
         self.decay = decay
 

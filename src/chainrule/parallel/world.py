@@ -169,6 +169,10 @@ class World:
         line = " ".join(str(message).split())
         _say(f"chainrule: error: rank {self.rank} of {self.size}: {line}")
         if self.comm is not None:
+            # the launcher's proxy relays this rank's stderr asynchronously, and MPI_Abort tears
+            # the proxies down: without a moment's grace the line was sometimes lost (seen once
+            # in a full CI run: a failed job with an empty stderr)
+            time.sleep(0.2)
             self.comm.Abort(code)
         os._exit(code)  # pragma: no cover - Abort does not return
 
