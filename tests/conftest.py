@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 IN_CI = bool(os.environ.get("CI"))
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``chainrule argv`` in-process: ``(exit status, stdout, stderr)``."""
+    from chainrule.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def missing(reason: str) -> None:
     """Skip a test whose data set or tool is absent; fail it instead under CI."""
     if IN_CI:

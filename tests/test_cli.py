@@ -17,14 +17,10 @@ from chainrule.cli import main
 from chainrule.nn.builders import hidden_activations
 from chainrule.nn.layer import LAYERS
 from chainrule.nn.losses import LOSSES
+from conftest import run_cli
 
 SMALL = ["--layers", "784,32,10", "--epochs", "1", "--quiet"]
 
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_train_json_last_line(capsys, tmp_path: Path) -> None:

@@ -11,17 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.cli import main
 from chainrule.io.augment import shift_expand
+from conftest import run_cli
 
 TINY = "conv:2:3 relu maxpool:2 flatten dense:3"
 SMALL_CNN = "conv:4:5 relu maxpool:2 flatten dense:10"
 
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_small_cnn_trains_on_the_embedded_subset(capsys, tmp_path: Path) -> None:

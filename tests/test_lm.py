@@ -13,14 +13,10 @@ from chainrule.cli import main
 from chainrule.io.serialize import load_with_info, save
 from chainrule.io.text import Vocabulary, stream_windows
 from chainrule.jobs.lm import build_lm
+from conftest import run_cli
 
 TINY = ["--hidden", "16", "--seq-len", "8", "--batch-size", "4", "--quiet"]
 
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:
