@@ -94,6 +94,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--plain", action="store_true")
     p.add_argument("--overlap", action="store_true")
+    p.add_argument("--allreduce", default=None)
+    p.add_argument("--check-identical", action="store_true", help="compare every rank's weights to rank 0's")
     p.add_argument("--drop-remainder", action="store_true")
     p.add_argument("--fail", default=None)
     return p
@@ -115,13 +117,24 @@ def main(argv: list[str]) -> int:
             world=world,
             grad_hooks=hooks,
             overlap=args.overlap,
+            allreduce=args.allreduce,
             drop_remainder=args.drop_remainder,
             **train_options(args),
         )
+        identical = None
+        if args.check_identical:
+            flat = np.concatenate([to_numpy(p.value).ravel() for p in net.params])
+            identical = all(np.array_equal(flat, other) for other in world.allgather(flat))
         if world.is_root:
             weights = {f"p{i}": to_numpy(p.value) for i, p in enumerate(net.params)}
             np.savez(
-                args.out, loss=history["loss"], accuracy=history["accuracy"], runner=history.runner, **weights
+                args.out,
+                loss=history["loss"],
+                accuracy=history["accuracy"],
+                runner=history.runner,
+                method=history.allreduce["method"],
+                identical=identical,
+                **weights,
             )
 
     world.guarded(run)
