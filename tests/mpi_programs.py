@@ -19,7 +19,7 @@ import numpy as np
 from chainrule.backend import get_backend, to_numpy
 from chainrule.nn.builders import mlp
 from chainrule.nn.spec import build
-from chainrule.parallel import current_world, fit_parallel
+from chainrule.parallel import allreduce, current_world, fit_parallel
 
 
 def problem(
@@ -95,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--plain", action="store_true")
     p.add_argument("--overlap", action="store_true")
     p.add_argument("--allreduce", default=None)
+    p.add_argument(
+        "--no-shared-memory", action="store_true", help="make the shared window fail (a small /dev/shm)"
+    )
     p.add_argument("--check-identical", action="store_true", help="compare every rank's weights to rank 0's")
     p.add_argument("--drop-remainder", action="store_true")
     p.add_argument("--fail", default=None)
@@ -104,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     world = current_world()
+    if args.no_shared_memory:
+
+        def refuse(*_: Any) -> None:
+            raise RuntimeError("no space left in /dev/shm")
+
+        allreduce.SharedSum.__init__ = refuse  # type: ignore[method-assign]
     net, x, y = problem(
         args.n, args.dtype, args.activation, backend=args.backend, arch=args.arch, shape=args.shape
     )

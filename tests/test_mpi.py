@@ -188,6 +188,22 @@ def test_allreduce_method_names_the_choices(monkeypatch) -> None:
 
 
 @needs_mpi
+def test_without_a_shared_window_auto_falls_back_and_shm_stops(tmp_path: Path) -> None:
+    out = tmp_path / "w.npz"
+    r = mpirun(2, PROGRAM, str(out), "--no-shared-memory")
+    assert r.returncode == 0, r.stderr
+    assert str(np.load(out)["method"]) == "mpi"
+    r = mpirun(2, PROGRAM, str(tmp_path / "x.npz"), "--no-shared-memory", "--allreduce", "shm", timeout=60)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("chainrule: error:")]
+    assert len(lines) == 1, r.stderr
+    assert (
+        "the shared-memory window could not be allocated (RuntimeError: no space left in /dev/shm)"
+        in lines[0]
+    )
+
+
+@needs_mpi
 def test_shared_sum_with_overlap_is_refused_in_one_line(tmp_path: Path) -> None:
     r = mpirun(2, PROGRAM, str(tmp_path / "w.npz"), "--allreduce", "shm", "--overlap", timeout=60)
     assert r.returncode != 0

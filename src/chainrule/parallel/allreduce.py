@@ -83,8 +83,13 @@ class GradAllreduce:
             size = int(np.prod(self.params[j].value.shape))
             self.offsets[j] = (offset, offset + size)
             offset += size
-        self.method = _resolve(allreduce_method(method), world, self.overlap)
-        self.shared = SharedSum(world, offset, dtype) if self.method == "shm" else None
+        asked = allreduce_method(method)
+        self.method = _resolve(asked, world, self.overlap)
+        self.shared = (
+            _shared_or_none(world, offset, dtype, required=asked == "shm") if self.method == "shm" else None
+        )
+        if self.shared is None:
+            self.method = "mpi"
         self.flat = self.shared.row if self.shared is not None else np.zeros(offset, dtype)
         self.views = [
             self.flat[a:b].reshape(self.params[j].value.shape) for j, (a, b) in sorted(self.offsets.items())
@@ -219,6 +224,26 @@ def _resolve(method: str, world: World, overlap: bool) -> str:
     if not together and method == "shm":
         raise ConfigError("method 'shm' needs every rank on one host; use 'mpi' (or 'auto') across hosts")
     return "shm" if together else "mpi"
+
+
+def _shared_or_none(world: World, n: int, dtype: np.dtype, *, required: bool) -> SharedSum | None:
+    """A :class:`SharedSum`, or ``None`` (every rank alike) when the window cannot be had, e.g. a
+    container's small ``/dev/shm``: ``auto`` then falls back to ``MPI_Allreduce``; ``shm`` stops."""
+    shared: SharedSum | None = None
+    reason = ""
+    try:
+        shared = SharedSum(world, n, dtype)
+    except Exception as exc:  # mpi4py raises MPI.Exception; what matters is that every rank agrees
+        reason = f"{type(exc).__name__}: {exc}"
+    reasons = world.comm.allgather(reason)
+    if not any(reasons):
+        return shared
+    if shared is not None:
+        shared.free()
+    if required:
+        failed = next(r for r in reasons if r)
+        raise ConfigError(f"method 'shm': the shared-memory window could not be allocated ({failed})")
+    return None
 
 
 class SharedSum:
