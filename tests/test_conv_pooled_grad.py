@@ -128,3 +128,19 @@ def test_a_two_block_net_step_equals_torch_through_threads(threads):
     _close(got[0], want[0].numpy())
     _close(got[1], want[1].numpy())
     _close(got[2], want[2].numpy().T)
+
+
+def test_ties_in_a_pool_window_route_to_the_first_maximum_as_the_layer_does():
+    """Integer images through a 1×1 kernel of small integers: many windows hold their maximum twice
+    or more; the block sends δ to the same (first, row-major) entry as ``MaxPool2D``."""
+    net, block, rng = _block(1, 2, 1, 0, 2, 6, 8)
+    block.conv.W.value[...] = np.array([1.0, 2.0]).reshape(2, 1, 1, 1)
+    block.conv.b.value[...] = 0.5
+    x = rng.integers(0, 3, (2, 1, 6, 8)).astype(np.float64)
+    a, ctx = block.forward(x)
+    da = rng.standard_normal(a.shape)
+    want = _plain_grads(net, x, da)
+    z = x[:, :, :6, :8].reshape(2, 1, 3, 2, 4, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 1, 3, 4, 4)
+    assert ((z == z.max(axis=-1, keepdims=True)).sum(axis=-1) > 1).sum() >= 5  # ties present
+    for got, w in zip((a, *block.parts(da, ctx, True)), (want[0], want[2], want[3], want[1]), strict=True):
+        _close(got, w)  # a δ routed to another entry of its window would be off by O(1)
