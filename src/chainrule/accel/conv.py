@@ -163,12 +163,16 @@ class ConvBlock:
         m = self.bufs.get("m", shape, zt.dtype)
         idx = self.bufs.get("idx", shape, np.uint8)
         gt = self.bufs.get("gt", shape, np.bool_)
+        tmp = self.bufs.get("tmp", shape, np.uint8)
         np.copyto(m, slabs[:, 0])
         idx.fill(0)
         for code in range(1, q2):
             np.greater(slabs[:, code], m, out=gt)  # strictly greater: the first maximum keeps a tie
             np.maximum(m, slabs[:, code], out=m)
-            np.copyto(idx, code, where=gt)  # the last offset that beat the running maximum wins
+            # the last offset that beat the running maximum wins; codes grow, so it is the largest
+            # (multiply + maximum: np.copyto(idx, code, where=gt) measured 10x slower)
+            np.multiply(gt.view(np.uint8), code, out=tmp)
+            np.maximum(idx, tmp, out=idx)
         return m.reshape(c_out, *grid), idx.reshape(c_out, *grid)
 
     # -- backward --------------------------------------------------------------------------------
