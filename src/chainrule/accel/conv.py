@@ -17,7 +17,10 @@ transposed. What changes, and why the numbers are the same:
   Backward masks the pooled δ with ``[a > 0]`` (ReLU's ``f'``, with ``f'(0) = 0``), writes it to the
   winning offset of each window of the channel-major ``D`` and leaves every other entry zero.
   ``∂E/∂b = Σ D`` is summed on the pooled δ (each of its entries lands in exactly one place of ``D``).
-* **∂E/∂x as the full convolution with the flipped kernel** (stride 1, when CBLAS is reachable):
+* **∂E/∂x behind a pool** (stride 1, when CBLAS is reachable) is ``col2im(D Km)`` computed per
+  (pool offset, tap): ``q²·k²`` GEMMs added into ``q²`` phase planes of ``∂E/∂x``, which multiply
+  only the positions a pool window covers (:meth:`ConvBlock._pooled_input_grad`).
+* **∂E/∂x without a pool as the full convolution with the flipped kernel** (stride 1, CBLAS):
   ``D`` is padded with ``k − 1`` zeros into a channel-major ``(C_out, N, H_f, W_f)`` buffer, and
   ``∂E/∂x_pad = Σ_{u,v} rot180(K)[u, v]ᵀ · D_pad`` shifted by ``(u, v)``. On the flattened buffer a
   shift by ``(u, v)`` is a column offset ``u·W_f + v``, so each term is one GEMM on a strided view,
@@ -25,9 +28,9 @@ transposed. What changes, and why the numbers are the same:
   wraps across a row or an image are computed and dropped (a ``H_f·W_f / (H_p·W_p)`` overhead).
   Strided convolutions keep the plain ``col2im(D Km)``.
 
-The big buffers (``col``, ``zᵀ``, ``D``, the padded ``D``, the input gradient before cropping) are
-allocated once per block at the largest batch seen and reused by every later step (a smaller last
-batch uses their leading part). A step's context lives until that step's backward, which the
+The big buffers (``col``, ``zᵀ``, ``D``, the phase planes, the padded ``D``, the input gradient
+before cropping) are allocated once per block at the largest batch seen and reused by every later
+step (a smaller last batch uses their leading part). A step's context lives until that step's backward, which the
 runner (:class:`ConvRunner`) guarantees; the arrays handed to other layers are fresh.
 
 :func:`plan_conv` covers a ``conv`` group of a NumPy float network (``conv``, optionally ``relu``,
