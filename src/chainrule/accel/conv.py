@@ -268,9 +268,11 @@ class ConvBlock:
         Write ``a + u = q·δ + ρ`` (``ρ = (a + u) mod q``) and ``b + v = q·ε + σ``: the target is
         entry ``[n, i' + δ, j' + ε, c]`` of the phase plane ``P_ρσ[n, I, J, c] = ∂E/∂x_pad[n, q·I + ρ,
         q·J + σ, c]``. So each of the ``q²·k²`` (offset, tap) pairs is one GEMM
-        ``T = D_(a,b)ᵀ K[:, :, u, v]``, ``(N·PH·PW, C_out) @ (C_out, C) → (N, PH, PW, C)``, added to a
-        shifted window of a plane, where ``(J, c)`` is one contiguous run of ``PW·C`` numbers; the
-        planes are interleaved into ``∂E/∂x_pad`` once at the end. That is ``2·N·PH·PW·q²·k²·C·C_out``
+        ``D_(a,b)ᵀ K[:, :, u, v]``, ``(N·PH·PW, C_out) @ (C_out, C) → (N, PH, PW, C)``. The pairs with
+        the same ``(a + u, b + v)`` land on the same window, so they are summed into one ``T`` by
+        ``beta = 1`` and ``T`` is added to that shifted window of its plane, where ``(J, c)`` is one
+        contiguous run of ``PW·C`` numbers: ``(q + k − 1)²`` adds. The planes are interleaved into
+        ``∂E/∂x_pad`` once at the end. That is ``2·N·PH·PW·q²·k²·C·C_out``
         flops, the positions the pool covers only: for the reference conv2 (13×13 → 11×11, pool 2)
         2.25× fewer than the full convolution of ``D`` padded by ``k − 1`` (15×15 positions).
         Returns an NCHW view; the caller copies it."""
@@ -288,12 +290,17 @@ class ConvBlock:
         t4 = t.reshape(n, ph, pw, c)
         wk = np.ascontiguousarray(W.transpose(2, 3, 0, 1))  # K[:, :, u, v] as (C_out, C) matrices
         dflat = dt.reshape(c_out, q * q * npp)
-        for code in range(q * q):
-            a, b = divmod(code, q)
-            for u in range(k):
-                dr, rho = divmod(a + u, q)
-                for v in range(k):
-                    ds, sigma = divmod(b + v, q)
+        for r in range(q + k - 1):  # r = a + u, s = b + v: the pairs that share a plane window
+            dr, rho = divmod(r, q)
+            for s in range(q + k - 1):
+                ds, sigma = divmod(s, q)
+                pairs = [
+                    (a * q + b, r - a, s - b)
+                    for a in range(q)
+                    for b in range(q)
+                    if 0 <= r - a < k and 0 <= s - b < k
+                ]
+                for i, (code, u, v) in enumerate(pairs):  # T = Σ D_(a,b)ᵀ K[:, :, u, v], beta = 1
                     fn(
                         _ROW_MAJOR,
                         _TRANS,
@@ -306,12 +313,12 @@ class ConvBlock:
                         q * q * npp,
                         wk[u, v].ctypes.data,
                         c,
-                        0.0,
+                        1.0 if i else 0.0,
                         t.ctypes.data,
                         c,
                     )
-                    target = planes[rho, sigma, :, dr : dr + ph, ds : ds + pw]
-                    np.add(target, t4, out=target)
+                target = planes[rho, sigma, :, dr : dr + ph, ds : ds + pw]
+                np.add(target, t4, out=target)
         hp, wp = max(h + 2 * p, q * hq), max(w + 2 * p, q * wq)
         dxp = self.bufs.get("dxp", (n, c, hp, wp), dt.dtype, zero=True)  # rows past q·hq stay zero
         for rho in range(q):
