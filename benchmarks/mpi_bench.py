@@ -13,7 +13,10 @@ What runs (every rank with one BLAS/OpenMP/torch thread; ``OPENBLAS_CORETYPE`` a
 * ``chainrule 1x1 unfused``: one process with a do-nothing gradient hook, which makes the fast
   runner write every gradient out before the update (what each rank does);
 * ``chainrule 2x1``: ``mpiexec -n 2``, each rank half of every global batch, the gradients summed
-  by one in-place Allreduce over one flat buffer (stage two of the step);
+  in one flat buffer (stage two of the step) by the default method: on one host, the sum in a
+  shared-memory window (``shm``);
+* ``chainrule 2x1 MPI_Allreduce``: the same with ``CHAINRULE_ALLREDUCE=mpi``, one in-place
+  ``MPI_Allreduce`` over the flat buffer (what runs across hosts);
 * ``chainrule 2x1 overlap``: the same with a non-blocking Iallreduce started per layer during
   backward;
 * ``torch 1x1`` and ``ddp 2x1``: the same network in PyTorch (eager autograd), alone and under
@@ -28,6 +31,10 @@ Each configuration is timed ``--rounds`` times, the rounds interleaved (1x1, 2x1
 the median round is reported: time per step (the slowest rank's), samples per second, and the
 share of the step spent in the gradient Allreduce (including the wait for the slower rank).
 Efficiency = throughput(2 ranks x 1 thread) / (2 x throughput(1 rank x 1 thread)).
+
+``--batch`` is the global batch of every run (strong scaling: N ranks split it). With ``--weak`` it is
+the batch of each rank instead: N ranks train on global batches of N x ``--batch`` (PyTorch DDP
+too), the usual way data-parallel throughput is compared.
 """
 
 from __future__ import annotations
@@ -106,7 +113,9 @@ def worker_chainrule(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         comm = (reducer.seconds - comm0) if reducer else 0.0
     rows = world.allgather((elapsed, comm))
-    return _summary(args, runner.name, [r[0] for r in rows], [r[1] for r in rows], reducer)
+    summary = _summary(args, runner.name, [r[0] for r in rows], [r[1] for r in rows], reducer)
+    summary["method"] = reducer.method if reducer else None
+    return summary
 
 
 def worker_overlap_ab(args: argparse.Namespace) -> dict[str, Any]:
@@ -117,7 +126,7 @@ def worker_overlap_ab(args: argparse.Namespace) -> dict[str, Any]:
     net = _chainrule_net(None)
     net.train()
     opt = get_optimizer("sgd", LR)
-    reducer = GradAllreduce(world, net.params)
+    reducer = GradAllreduce(world, net.params, method="mpi")  # overlap is an MPI_Iallreduce
     runner = ShardedRunner(make_runner(net, opt, 0.0, grad_hooks=[reducer]), world, reducer)
     block = 20
     order = _order(len(x), block * (2 * args.rounds * 2 + 1), args.batch)
@@ -271,7 +280,7 @@ def _run(
         "--warmup",
         str(args.warmup),
         "--batch",
-        str(args.batch),
+        str(args.batch * (ranks if args.weak and worker in ("chainrule", "torch") else 1)),
         "--port",
         str(_free_port()),
         *extra,
@@ -281,6 +290,8 @@ def _run(
     if ranks > 1 or worker == "allreduce":
         cmd = [find_mpiexec() or "mpiexec", "-n", str(ranks), *cmd]
     r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
+    if r.returncode != 0 and worker == "torch":  # gloo's teardown sometimes dies after the timing
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
     if r.returncode != 0:
         raise SystemExit(f"mpi_bench: {worker} x{ranks} failed:\n{r.stderr[-2000:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -293,13 +304,15 @@ def _median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def _model(cost_s: dict[str, float], step_1: dict[str, Any], batch: int, mb: float) -> dict[str, Any]:
+def _model(
+    cost_s: dict[str, float], step_1: dict[str, Any], batch: int, per_rank: int, mb: float
+) -> dict[str, Any]:
     """Step time on P hosts, one rank per host, per-rank batch fixed (weak scaling)."""
     sizes = np.array([float(k) for k in cost_s])
     secs = np.array(list(cost_s.values()))
     beta, alpha2 = np.polyfit(sizes, secs, 1)  # 2 ranks: t = 2α + M β  (β: s per MB per link)
     alpha = max(alpha2 / 2, 1e-6)
-    t_compute = step_1["step_ms"] / 1e3 * (batch // 2) / batch  # one rank's half of a global batch
+    t_compute = step_1["step_ms"] / 1e3 * per_rank / batch  # one rank's share of a global batch
     nets = {
         "loopback-measured": (alpha, beta),
         "10GbE (1.25 GB/s, 50 us)": (50e-6, 1 / 1250),
@@ -324,7 +337,7 @@ def _model(cost_s: dict[str, float], step_1: dict[str, Any], batch: int, mb: flo
         "ms_per_mb": 1e3 * beta,
         "latency_us": 1e6 * alpha,
         "compute_ms_per_rank": 1e3 * t_compute,
-        "per_rank_batch": batch // 2,
+        "per_rank_batch": per_rank,
         "buffer_mb": mb,
         "hosts": table,
     }
@@ -349,13 +362,16 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         ("chainrule 1x1", "chainrule", 1, ()),
         ("chainrule 1x1 unfused (hook)", "chainrule", 1, ("--hooked",)),
         ("chainrule 2x1", "chainrule", 2, ()),
+        ("chainrule 2x1 MPI_Allreduce", "chainrule", 2, ()),
         ("chainrule 2x1 overlap", "chainrule", 2, ("--overlap",)),
     ]
+    plain_mpi = {"CHAINRULE_ALLREDUCE": "mpi"}
     if not args.no_ddp:
         plan += [("torch 1x1", "torch", 1, ()), ("ddp 2x1", "torch", 2, ())]
     for _ in range(args.rounds):
         for name, worker, n, extra in plan:
-            rounds.setdefault(name, []).append(_run(args, worker, n, *extra))
+            env = plain_mpi if "MPI_Allreduce" in name else None
+            rounds.setdefault(name, []).append(_run(args, worker, n, *extra, env=env))
     results = {name: _median_round(runs) for name, runs in rounds.items()}
     cores = os.cpu_count() or 1
     for n in args.ranks:
@@ -377,9 +393,14 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "efficiency_2x1": two["samples_per_s"] / (2 * one["samples_per_s"]),
         "efficiency_2x1_overlap": results["chainrule 2x1 overlap"]["samples_per_s"]
         / (2 * one["samples_per_s"]),
+        "efficiency_2x1_mpi_allreduce": results["chainrule 2x1 MPI_Allreduce"]["samples_per_s"]
+        / (2 * one["samples_per_s"]),
         "allreduce_sweep_s": sweep,
         "overlap_ab_step_ms": overlap_ab,
-        "host_model": _model(sweep, one, args.batch, two["buffer_mb"]),
+        "host_model": _model(
+            sweep, one, args.batch, args.batch if args.weak else args.batch // 2, two["buffer_mb"]
+        ),
+        "weak_scaling": bool(args.weak),
         "load_before": load0,
         "load_after": os.getloadavg(),
         "cpu_count": os.cpu_count(),
@@ -392,8 +413,9 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table(out: dict[str, Any]) -> str:
+    scaling = "weak: batch per rank" if out.get("weak_scaling") else "strong: global batch"
     lines = [
-        f"model {out['model']}, global batch {out['batch']}, {out['steps']} timed steps, 1 thread per rank, "
+        f"model {out['model']}, {scaling} {out['batch']}, {out['steps']} timed steps, 1 thread per rank, "
         f"load {out['load_before'][0]:.1f} -> {out['load_after'][0]:.1f} on {out['cpu_count']} cores",
         f"{'configuration':34s} {'ms/step':>8s} {'samples/s':>10s} {'allreduce':>10s}  rounds (ms/step)",
     ]
@@ -403,20 +425,21 @@ def table(out: dict[str, Any]) -> str:
             f"{name:34s} {r['step_ms']:8.3f} {r['samples_per_s']:10.0f} {comm:>10s}  {r['step_ms_rounds']}"
         )
     lines.append(
-        f"efficiency 2x1 = {out['efficiency_2x1']:.3f} (overlap: {out['efficiency_2x1_overlap']:.3f}); "
+        f"efficiency 2x1 = {out['efficiency_2x1']:.3f} (MPI_Allreduce: {out['efficiency_2x1_mpi_allreduce']:.3f}; "
+        f"overlap: {out['efficiency_2x1_overlap']:.3f}); "
         f"chainrule/DDP step = {out.get('chainrule_over_ddp_step', float('nan')):.3f}"
     )
     m = out["host_model"]
-    two = out["results"]["chainrule 2x1"]
+    two = out["results"]["chainrule 2x1 MPI_Allreduce"]
     ab = out["overlap_ab_step_ms"]
     lines.append(
         f"overlap A/B, MLP, in one 2-rank job (alternating blocks of 20 steps): {ab['off']:.3f} ms/step without, "
         f"{ab['on']:.3f} ms/step with per-layer Iallreduce ({ab['on'] / ab['off']:.3f}x)"
     )
     lines.append(
-        f"allreduce alone at the buffer size: {m['allreduce_ms_at_buffer']:.3f} ms = "
-        f"{100 * m['allreduce_ms_at_buffer'] / two['step_ms']:.1f}% of the 2x1 step (the rest of the "
-        "allreduce share is waiting for the slower rank)"
+        f"MPI_Allreduce alone at the buffer size: {m['allreduce_ms_at_buffer']:.3f} ms = "
+        f"{100 * m['allreduce_ms_at_buffer'] / two['step_ms']:.1f}% of the 2x1 MPI_Allreduce step (the rest "
+        "of its allreduce share is waiting for the slower rank)"
     )
     lines.append(
         f"allreduce (2 ranks, loopback): {m['ms_per_mb']:.3f} ms/MB + {m['latency_us']:.1f} us; "
@@ -439,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--ranks", type=lambda s: [int(v) for v in s.split(",")], default=[2, 4, 8])
     p.add_argument("--cnn", default=None, help="a layer spec for the CNN (needs its words registered)")
+    p.add_argument("--weak", action="store_true", help="--batch per rank (global batch N x --batch)")
     p.add_argument("--no-ddp", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument(

@@ -45,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--drop-at", type=float, default=0.7, help="fraction of epochs after which lr /= 10")
     p.add_argument("--nielsen-lambda", type=float, default=0.0, help="Nielsen's λ of λ/(2n) ΣW²")
+    p.add_argument(
+        "--l2",
+        type=float,
+        default=None,
+        help="chainrule's λ' of (λ'/2) ΣW² directly (overrides --nielsen-lambda)",
+    )
     p.add_argument("--augment", choices=["shift"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -53,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data("mnist", args.data_dir)
     x, y = augment(args.augment, data.x_train, data.y_train, (1, 28, 28))
     # Nielsen: C = C0 + λ/(2n) ΣW²; chainrule: C = C0 + (λ'/2) ΣW²  =>  λ' = λ / n (n: training-set size)
-    l2 = args.nielsen_lambda / len(x)
+    l2 = args.nielsen_lambda / len(x) if args.l2 is None else args.l2
     net = build(NETS[args.net], (1, 28, 28), seed=args.seed)
     opt = get_optimizer("momentum", args.lr, momentum=args.momentum)
     print(json.dumps({"net": args.net, "spec": NETS[args.net], "n_train": len(x), "l2": l2, **vars(args)}))
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 "epoch_seconds": round(h.epochs[-1]["seconds"], 1),
                 "test_accuracy": round(float(ev["accuracy"]), 5),
                 "wall_seconds": round(time.perf_counter() - t0, 1),
+                "cpu_seconds": round(time.process_time(), 1),
             }
             print(json.dumps(line), flush=True)
     print(json.dumps({"final_test_accuracy": line["test_accuracy"], "wall_seconds": line["wall_seconds"]}))

@@ -19,7 +19,7 @@ import numpy as np
 from chainrule.backend import get_backend, to_numpy
 from chainrule.nn.builders import mlp
 from chainrule.nn.spec import build
-from chainrule.parallel import current_world, fit_parallel
+from chainrule.parallel import allreduce, current_world, fit_parallel
 
 
 def problem(
@@ -94,6 +94,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--plain", action="store_true")
     p.add_argument("--overlap", action="store_true")
+    p.add_argument("--allreduce", default=None)
+    p.add_argument(
+        "--no-shared-memory", action="store_true", help="make the shared window fail (a small /dev/shm)"
+    )
+    p.add_argument("--check-identical", action="store_true", help="compare every rank's weights to rank 0's")
     p.add_argument("--drop-remainder", action="store_true")
     p.add_argument("--fail", default=None)
     return p
@@ -102,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     world = current_world()
+    if args.no_shared_memory:
+
+        def refuse(*_: Any) -> None:
+            raise RuntimeError("no space left in /dev/shm")
+
+        allreduce.SharedSum.__init__ = refuse  # type: ignore[method-assign]
     net, x, y = problem(
         args.n, args.dtype, args.activation, backend=args.backend, arch=args.arch, shape=args.shape
     )
@@ -115,13 +126,24 @@ def main(argv: list[str]) -> int:
             world=world,
             grad_hooks=hooks,
             overlap=args.overlap,
+            allreduce=args.allreduce,
             drop_remainder=args.drop_remainder,
             **train_options(args),
         )
+        identical = None
+        if args.check_identical:
+            flat = np.concatenate([to_numpy(p.value).ravel() for p in net.params])
+            identical = all(np.array_equal(flat, other) for other in world.allgather(flat))
         if world.is_root:
             weights = {f"p{i}": to_numpy(p.value) for i, p in enumerate(net.params)}
             np.savez(
-                args.out, loss=history["loss"], accuracy=history["accuracy"], runner=history.runner, **weights
+                args.out,
+                loss=history["loss"],
+                accuracy=history["accuracy"],
+                runner=history.runner,
+                method=history.allreduce["method"],
+                identical=identical,
+                **weights,
             )
 
     world.guarded(run)

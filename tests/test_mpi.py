@@ -81,7 +81,16 @@ CASES = [
     pytest.param(["--optimizer", "momentum", "--overlap"], id="momentum-overlap"),
     pytest.param(["--activation", "maxout"], id="maxout-plain-runner"),
     pytest.param(["--backend", "torch", "--optimizer", "momentum"], id="torch-cpu-staged"),
+    pytest.param(["--allreduce", "mpi"], id="mpi-allreduce"),
+    pytest.param(["--allreduce", "shm", "--optimizer", "momentum", "--n", "301"], id="shm-sum"),
 ]
+
+
+def expected_method(argv: list[str]) -> str:
+    """What ``auto`` must pick on loopback: the shared-memory sum, unless overlap asks for MPI."""
+    if "--allreduce" in argv:
+        return argv[argv.index("--allreduce") + 1]
+    return "mpi" if "--overlap" in argv else "shm"
 
 
 @needs_mpi
@@ -93,6 +102,7 @@ def test_two_ranks_give_the_weights_of_one_process_float64(tmp_path: Path, argv:
     net, history = single_process(argv)
     got = np.load(out)
     assert "+mpi2" in str(got["runner"])
+    assert str(got["method"]) == expected_method(argv)
     for i, p in enumerate(net.params):
         np.testing.assert_allclose(got[f"p{i}"], to_numpy(p.value), rtol=0, atol=1e-12)
     # the epoch's loss and accuracy are global: the single process's, not rank 0's shard's
@@ -141,14 +151,66 @@ def test_two_ranks_float32_within_stated_tolerance(tmp_path: Path, optimizer: st
 
 
 @needs_mpi
-def test_three_ranks_uneven_shards(tmp_path: Path) -> None:
-    argv = ["--n", "301", "--batch", "36"]  # the last batch of 13 splits 4/4/5
+@pytest.mark.parametrize("method", ["shm", "mpi"])
+def test_three_ranks_uneven_shards(tmp_path: Path, method: str) -> None:
+    argv = ["--n", "301", "--batch", "36", "--allreduce", method]  # the last batch of 13 splits 4/4/5
     out = tmp_path / "w.npz"
     assert mpirun(3, PROGRAM, str(out), *argv).returncode == 0
     net, _ = single_process(argv)
     got = np.load(out)
+    assert str(got["method"]) == method
     for i, p in enumerate(net.params):
         np.testing.assert_allclose(got[f"p{i}"], p.value, rtol=0, atol=1e-12)
+
+
+@needs_mpi
+def test_float32_ranks_end_on_identical_weights_with_either_sum(tmp_path: Path) -> None:
+    """Both sums hand every rank the same bits: after training, rank 1's float32 weights equal
+    rank 0's exactly (compared inside the job)."""
+    for method in ("shm", "mpi"):
+        out = tmp_path / f"{method}.npz"
+        argv = ["--dtype", "float32", "--epochs", "3", "--allreduce", method, "--check-identical"]
+        r = mpirun(2, PROGRAM, str(out), *argv)
+        assert r.returncode == 0, r.stderr
+        assert bool(np.load(out)["identical"])
+
+
+def test_allreduce_method_names_the_choices(monkeypatch) -> None:
+    from chainrule.parallel.allreduce import allreduce_method
+
+    assert allreduce_method() == "auto"
+    monkeypatch.setenv("CHAINRULE_ALLREDUCE", "mpi")
+    assert allreduce_method() == "mpi"
+    assert allreduce_method("shm") == "shm"  # the argument wins over the environment
+    monkeypatch.setenv("CHAINRULE_ALLREDUCE", "nccl")
+    with pytest.raises(ConfigError, match=r"CHAINRULE_ALLREDUCE must be one of auto, mpi, shm, got 'nccl'"):
+        allreduce_method()
+
+
+@needs_mpi
+def test_without_a_shared_window_auto_falls_back_and_shm_stops(tmp_path: Path) -> None:
+    out = tmp_path / "w.npz"
+    r = mpirun(2, PROGRAM, str(out), "--no-shared-memory")
+    assert r.returncode == 0, r.stderr
+    assert str(np.load(out)["method"]) == "mpi"
+    r = mpirun(2, PROGRAM, str(tmp_path / "x.npz"), "--no-shared-memory", "--allreduce", "shm", timeout=60)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("chainrule: error:")]
+    assert len(lines) == 1, r.stderr
+    assert (
+        "the shared-memory window could not be allocated (RuntimeError: no space left in /dev/shm)"
+        in lines[0]
+    )
+
+
+@needs_mpi
+def test_shared_sum_with_overlap_is_refused_in_one_line(tmp_path: Path) -> None:
+    r = mpirun(2, PROGRAM, str(tmp_path / "w.npz"), "--allreduce", "shm", "--overlap", timeout=60)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("chainrule: error:")]
+    assert len(lines) == 1, r.stderr
+    assert "overlap needs the MPI all-reduce" in lines[0]
+    assert "Traceback" not in r.stderr
 
 
 # -- shards --------------------------------------------------------------------------------------

@@ -18,10 +18,24 @@ another backend (torch, CuPy) are copied to the host buffer and back.
 ``overlap=True`` starts a non-blocking ``MPI_Iallreduce`` on each layer's slice as soon as the fast
 runner has written it (:meth:`GradAllreduce.grads_ready`) and waits for all of them in the hook, so
 the transfer of the upper layers can run during the backward of the lower ones.
+
+Two ways to sum (``method``, or the ``CHAINRULE_ALLREDUCE`` environment variable):
+
+* ``"mpi"``: ``MPI_Allreduce`` (sum, in place) on the flat buffer; any hosts, any MPI.
+* ``"shm"``: when every rank runs on one host, the ranks' flat buffers are the rows of one MPI-3
+  shared-memory window (:class:`SharedSum`) and the sum is done in place in that memory: rank
+  ``k`` of ``N`` owns a ``1/N`` slice of the columns, adds the ``N`` rows there in rank order and
+  writes the sum back into every row, between two barriers. Nothing is copied through MPI's
+  buffers; on this project's 2-core machine it costs 0.04–0.05 ms for the 0.9 MB MLP gradient,
+  against 0.23–0.43 ms for ``MPI_Allreduce`` (docs/distributed.md).
+* ``"auto"`` (default): ``"shm"`` when all ranks share one host and ``overlap`` is off, else ``"mpi"``.
+
+Both give every rank the same bits (one sum, read by all), so the ranks' weights never drift apart.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +47,10 @@ from chainrule.errors import ConfigError
 from chainrule.nn.params import Param
 from chainrule.parallel.world import World
 
-__all__ = ["GradAllreduce"]
+__all__ = ["METHODS", "GradAllreduce", "SharedSum", "allreduce_method"]
+
+#: the ways :class:`GradAllreduce` can sum (see the module docstring)
+METHODS = ("auto", "mpi", "shm")
 
 
 def _mpi() -> Any:
@@ -49,7 +66,9 @@ class GradAllreduce:
     ``1/N`` for equal shards). ``seconds``, ``steps`` and ``nbytes`` measure the communication.
     """
 
-    def __init__(self, world: World, params: Sequence[Param], *, overlap: bool = False) -> None:
+    def __init__(
+        self, world: World, params: Sequence[Param], *, overlap: bool = False, method: str | None = None
+    ) -> None:
         self.world, self.params, self.overlap = world, list(params), bool(overlap)
         if not self.params:
             raise ConfigError("nothing to all-reduce: the network has no parameters")
@@ -64,7 +83,14 @@ class GradAllreduce:
             size = int(np.prod(self.params[j].value.shape))
             self.offsets[j] = (offset, offset + size)
             offset += size
-        self.flat = np.zeros(offset, dtype)
+        asked = allreduce_method(method)
+        self.method = _resolve(asked, world, self.overlap)
+        self.shared = (
+            _shared_or_none(world, offset, dtype, required=asked == "shm") if self.method == "shm" else None
+        )
+        if self.shared is None:
+            self.method = "mpi"
+        self.flat = self.shared.row if self.shared is not None else np.zeros(offset, dtype)
         self.views = [
             self.flat[a:b].reshape(self.params[j].value.shape) for j, (a, b) in sorted(self.offsets.items())
         ]
@@ -111,7 +137,11 @@ class GradAllreduce:
         if comm is not None:
             mpi = _mpi()
             with self.world.waiting("allreduce of the gradients"):
-                if self.overlap and self.zero_copy:
+                if self.shared is not None:
+                    if self.scale != 1.0:
+                        self.flat *= self.scale
+                    self.shared.sum()
+                elif self.overlap and self.zero_copy:
                     self._start([j for j in range(len(self.params)) if j not in self._started])
                     mpi.Request.Waitall(self._requests)
                 else:
@@ -134,6 +164,20 @@ class GradAllreduce:
             if self.zero_copy and isinstance(p.grad, np.ndarray):
                 p.grad = view
 
+    def close(self) -> None:
+        """Free the shared-memory window (collective: every rank calls it); the gradients are
+        copied out of it first, so the parameters stay usable."""
+        if self.shared is None:
+            return
+        flat = self.flat.copy()
+        views = [flat[a:b].reshape(self.params[j].value.shape) for j, (a, b) in sorted(self.offsets.items())]
+        for p, old, new in zip(self.params, self.views, views, strict=True):
+            if p.grad is old:
+                p.grad = new
+        self.flat, self.views = flat, views
+        self.shared.free()
+        self.shared = None
+
     def _scatter(self) -> None:
         if self.zero_copy:
             return
@@ -150,3 +194,111 @@ def _runs(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             runs.append((a, b))
     return runs
+
+
+def allreduce_method(method: str | None = None) -> str:
+    """``method``, else ``CHAINRULE_ALLREDUCE``, else ``"auto"``; a clear error for anything else."""
+    name = method if method is not None else (os.environ.get("CHAINRULE_ALLREDUCE") or "auto")
+    if name not in METHODS:
+        source = "method" if method is not None else "CHAINRULE_ALLREDUCE"
+        raise ConfigError(f"{source} must be one of {', '.join(METHODS)}, got {name!r}")
+    return name
+
+
+def _resolve(method: str, world: World, overlap: bool) -> str:
+    if world.comm is None:
+        return "mpi"  # one process: nothing is summed
+    if method == "mpi" or (method == "auto" and overlap):
+        return "mpi"
+    if overlap:
+        raise ConfigError(
+            "overlap needs the MPI all-reduce (method 'mpi'): the shared-memory sum has no per-layer start"
+        )
+    one_host = world.comm.Split_type(_mpi().COMM_TYPE_SHARED)
+    try:
+        together = one_host.Get_size() == world.size
+        if not all(world.comm.allgather(together)):  # every rank must take the same road
+            together = False
+    finally:
+        one_host.Free()
+    if not together and method == "shm":
+        raise ConfigError("method 'shm' needs every rank on one host; use 'mpi' (or 'auto') across hosts")
+    return "shm" if together else "mpi"
+
+
+def _shared_or_none(world: World, n: int, dtype: np.dtype, *, required: bool) -> SharedSum | None:
+    """A :class:`SharedSum`, or ``None`` (every rank alike) when the window cannot be had, e.g. a
+    container's small ``/dev/shm``: ``auto`` then falls back to ``MPI_Allreduce``; ``shm`` stops."""
+    shared: SharedSum | None = None
+    reason = ""
+    try:
+        shared = SharedSum(world, n, dtype)
+    except Exception as exc:  # mpi4py raises MPI.Exception; what matters is that every rank agrees
+        reason = f"{type(exc).__name__}: {exc}"
+    reasons = world.comm.allgather(reason)
+    if not any(reasons):
+        return shared
+    if shared is not None:
+        shared.free()
+    if required:
+        failed = next(r for r in reasons if r)
+        raise ConfigError(f"method 'shm': the shared-memory window could not be allocated ({failed})")
+    return None
+
+
+class SharedSum:
+    """``Σ_r g_r`` for the ``N`` ranks of one host, in an MPI-3 shared-memory window.
+
+    The window holds an ``(N, n)`` array ``G``; row ``r`` is rank ``r``'s flat gradient
+    (:attr:`row`), which backward writes in place. :meth:`sum`::
+
+        barrier                                  (every row is complete)
+        for the columns J_r this rank owns       (J_0 … J_{N-1} split 0..n in cache-line blocks)
+            s = G[0, J_r] + G[1, J_r] + … + G[N-1, J_r]      (rank order: the same bits everywhere)
+            G[k, J_r] = s    for every k
+        barrier                                  (every row now holds Σ_r g_r)
+
+    Each rank reads ``N·n/N`` and writes ``N·n/N`` numbers: the work of the sum is shared, as in a
+    reduce-scatter + all-gather, but nothing goes through MPI's message buffers. ``MPI_Win_sync``
+    around each barrier orders the loads and stores (MPI's unified memory model).
+    """
+
+    def __init__(self, world: World, n: int, dtype: np.dtype) -> None:
+        mpi = _mpi()
+        self.world = world
+        self.comm = world.comm.Split_type(mpi.COMM_TYPE_SHARED)
+        size, rank = self.comm.Get_size(), self.comm.Get_rank()
+        item = np.dtype(dtype).itemsize
+        block = max(1, 64 // item)  # whole cache lines per owner: no false sharing at the seams
+        width = -(-n // block) * block
+        self.win = mpi.Win.Allocate_shared(size * width * item if rank == 0 else 0, item, comm=self.comm)
+        memory, _ = self.win.Shared_query(0)
+        self.rows = np.ndarray(buffer=memory, dtype=dtype, shape=(size, width))
+        self.row = self.rows[rank, :n]
+        self.rows[rank].fill(0)
+        blocks = width // block
+        lo, hi = (blocks * rank) // size * block, (blocks * (rank + 1)) // size * block
+        self.mine = self.rows[:, lo:hi]
+        self.win.Lock_all(mpi.MODE_NOCHECK)
+
+    def _barrier(self) -> None:
+        self.win.Sync()
+        self.comm.Barrier()
+        self.win.Sync()
+
+    def sum(self) -> None:
+        """Every row ← the sum of the rows (collective over the host's ranks)."""
+        self._barrier()
+        cols = self.mine
+        if cols.shape[1]:
+            total = cols[0]
+            for k in range(1, cols.shape[0]):
+                total += cols[k]
+            cols[1:] = total
+        self._barrier()
+
+    def free(self) -> None:
+        """Release the window (collective)."""
+        self.win.Unlock_all()
+        self.win.Free()
+        self.comm.Free()

@@ -43,6 +43,7 @@ def fit_parallel(
     world: World | None = None,
     drop_remainder: bool = False,
     overlap: bool = False,
+    allreduce: str | None = None,
     grad_hooks: Sequence[GradHook] = (),
     progress: bool = True,
     verbose: bool = False,
@@ -54,7 +55,9 @@ def fit_parallel(
     Every rank must call it with the same data, options and seed. Rank 0's weights are broadcast,
     each rank trains on its shard of every global batch of ``batch_size`` rows, the gradient
     all-reduce runs first among ``grad_hooks`` (so clipping sees the global gradient), and the
-    history's loss and accuracy are global. Only rank 0 shows progress and writes checkpoints
+    history's loss and accuracy are global. ``allreduce`` picks how gradients are summed
+    (:func:`chainrule.parallel.allreduce.allreduce_method`: ``"auto"``, ``"mpi"`` or ``"shm"``).
+    Only rank 0 shows progress and writes checkpoints
     (``checkpoint=``, when ``fit`` has it); a ``resume=`` state is read by every rank. Validation and early
     stopping run on every rank on identical weights, so every rank takes the same decisions.
     """
@@ -62,7 +65,7 @@ def fit_parallel(
     if not world.distributed:
         return fit(net, x, y, grad_hooks=grad_hooks, progress=progress, verbose=verbose, **fit_options)
     broadcast_state(net, world)
-    reducer = GradAllreduce(world, net.params, overlap=overlap)
+    reducer = GradAllreduce(world, net.params, overlap=overlap, method=allreduce)
     if not world.is_root and fit_options.get("checkpoint") is not None:
         fit_options["checkpoint"] = None  # rank 0 alone writes checkpoints; every rank reads on resume
 
@@ -79,5 +82,11 @@ def fit_parallel(
         verbose=verbose and world.is_root,
         **fit_options,
     )
-    history.allreduce = {"seconds": reducer.seconds, "steps": reducer.steps, "bytes": reducer.nbytes}
+    reducer.close()
+    history.allreduce = {
+        "seconds": reducer.seconds,
+        "steps": reducer.steps,
+        "bytes": reducer.nbytes,
+        "method": reducer.method,
+    }
     return history
