@@ -258,14 +258,13 @@ class SharedSum:
             G[k, J_r] = s    for every k
         barrier                                  (every row now holds Σ_r g_r)
 
-    Each rank reads ``N·n/N`` and writes ``N·n/N`` numbers: the work of the sum is shared, as in a
+    Each rank reads and writes ``N·(n/N) = n`` numbers: the work of the sum is shared, as in a
     reduce-scatter + all-gather, but nothing goes through MPI's message buffers. ``MPI_Win_sync``
     around each barrier orders the loads and stores (MPI's unified memory model).
     """
 
     def __init__(self, world: World, n: int, dtype: np.dtype) -> None:
         mpi = _mpi()
-        self.world = world
         self.comm = world.comm.Split_type(mpi.COMM_TYPE_SHARED)
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
         item = np.dtype(dtype).itemsize
