@@ -19,10 +19,16 @@ What runs (every rank with one BLAS/OpenMP/torch thread; ``OPENBLAS_CORETYPE`` a
   ``MPI_Allreduce`` over the flat buffer (what runs across hosts);
 * ``chainrule 2x1 overlap``: the same with a non-blocking Iallreduce started per layer during
   backward;
+* ``2 independent 1x1 (no comm)``: two one-process runs started together, each on its own batch
+  (weak) or half the global batch (strong), with no communication at all; their efficiency is the
+  ceiling set by the two cores contending for memory and cache, which no gradient sum can beat;
 * ``torch 1x1`` and ``ddp 2x1``: the same network in PyTorch (eager autograd), alone and under
   ``DistributedDataParallel`` with the gloo backend;
 * ``chainrule Nx1`` for each ``--ranks`` (oversubscribed past the cores: with and without
   ``MPIR_CVAR_ENABLE_HEAVY_YIELD=1``, which ``--workers`` sets then);
+* ``efficiency-ab``: one 2-rank job alternating blocks of the 1x1 step (rank 1 napping), the
+  2x1 step and the independent pair, so that the machine's drift hits all three alike; on this
+  noisy 2-core VM it is the steadier estimate of the efficiency and of its ceiling;
 * an Allreduce sweep (0.25-4 MB, 2 ranks) whose least-squares line gives the cost per MB, and
   from it a model of the step time on 8-64 hosts (assumptions in the output and in
   docs/distributed.md).
@@ -141,6 +147,76 @@ def worker_overlap_ab(args: argparse.Namespace) -> dict[str, Any]:
             runner.run_epoch(x, y, chunk, args.batch, lambda: None)
             times[reducer.overlap].append(max(world.allgather(time.perf_counter() - t0)))
     return {f"{'on' if k else 'off'}": 1e3 * statistics.median(v) / block for k, v in times.items()}
+
+
+def _idle_barrier(world: Any) -> None:
+    """A barrier that sleeps while it waits: MPICH's own barrier spins and would take the core,
+    and short sleeps wake the idle rank thousands of times a second, which the scheduler may
+    serve on the busy core; 5 ms naps cost the timed rank nothing."""
+    req = world.comm.Ibarrier()
+    while not req.Test():
+        time.sleep(0.005)
+
+
+def worker_efficiency_ab(args: argparse.Namespace) -> dict[str, Any]:
+    """One 2-rank job that alternates blocks of ``--block`` steps of three kinds, so that load
+    from elsewhere hits all three alike:
+
+    * ``1x1``: rank 0 alone runs the single-process fused step on ``--batch`` rows while rank 1
+      sleeps (a sleeping wait, not MPI's spinning one);
+    * ``2x1``: both ranks run the data-parallel step (the default sum), ``--batch`` rows each;
+    * ``pair``: both ranks run the single-process step on their own rows, no communication (the
+      ceiling the two cores' contention leaves).
+
+    Returns the median block of each, in ms per step, and the efficiencies they give (weak
+    scaling: ``--batch`` rows per rank)."""
+    world = current_world()
+    x, y = _data()
+    if args.cnn:
+        x = x.reshape(-1, 1, 28, 28)
+    alone_net, dp_net = _chainrule_net(args.cnn), _chainrule_net(args.cnn)
+    alone_net.train()
+    dp_net.train()
+    alone = make_runner(alone_net, get_optimizer("sgd", LR), 0.0)
+    reducer = GradAllreduce(world, dp_net.params)
+    dp = ShardedRunner(
+        make_runner(dp_net, get_optimizer("sgd", LR), 0.0, grad_hooks=[reducer]), world, reducer
+    )
+    block, b = args.block, (args.batch_per_rank or args.batch)
+    rows = {"1x1": block * b, "2x1": block * b * world.size, "pair": block * b}
+    times: dict[str, list[float]] = {k: [] for k in rows}
+    rng = np.random.default_rng(world.rank)
+    with limit_threads(1):
+        for kind in ("1x1", "2x1", "pair"):  # warm-up: one block of each
+            order = rng.integers(0, len(x), rows[kind])
+            if kind != "1x1" or world.rank == 0:
+                (dp if kind == "2x1" else alone).run_epoch(
+                    x, y, order, b * (world.size if kind == "2x1" else 1), lambda: None
+                )
+            _idle_barrier(world)
+        for k in range(3 * args.rounds * 3):
+            kind = ("1x1", "2x1", "pair")[k % 3]
+            order = rng.integers(0, len(x), rows[kind])
+            world.barrier()
+            t0 = time.perf_counter()
+            if kind == "2x1":
+                dp.run_epoch(x, y, order, b * world.size, lambda: None)
+            elif kind == "pair" or world.rank == 0:
+                alone.run_epoch(x, y, order, b, lambda: None)
+            elapsed = time.perf_counter() - t0
+            if kind == "1x1":  # rank 1 naps while rank 0 runs alone
+                _idle_barrier(world)
+            times[kind].append(max(world.allgather(elapsed if kind != "1x1" or world.rank == 0 else 0.0)))
+    reducer.close()
+    ms = {k: 1e3 * statistics.median(v) / block for k, v in times.items()}
+    return {
+        "block_steps": block,
+        "blocks_each": len(times["1x1"]),
+        "batch_per_rank": b,
+        "step_ms": ms,
+        "efficiency_2x1": ms["1x1"] / ms["2x1"],
+        "ceiling_no_comm": ms["1x1"] / ms["pair"],
+    }
 
 
 def _summary(
@@ -267,6 +343,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _batch(args: argparse.Namespace, worker: str, ranks: int) -> int:
+    """The batch a command is given: global for a job of ranks (weak: ranks x --batch); for the
+    independent pair, each run's own (weak: --batch; strong: half of it)."""
+    if worker == "pair":
+        return args.batch if args.weak else args.batch // 2
+    return args.batch * (ranks if args.weak and worker in ("chainrule", "torch") else 1)
+
+
 def _run(
     args: argparse.Namespace, worker: str, ranks: int, *extra: str, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -280,7 +364,7 @@ def _run(
         "--warmup",
         str(args.warmup),
         "--batch",
-        str(args.batch * (ranks if args.weak and worker in ("chainrule", "torch") else 1)),
+        str(_batch(args, worker, ranks)),
         "--port",
         str(_free_port()),
         *extra,
@@ -289,6 +373,18 @@ def _run(
         cmd += ["--cnn", args.cnn]
     if ranks > 1 or worker == "allreduce":
         cmd = [find_mpiexec() or "mpiexec", "-n", str(ranks), *cmd]
+    if worker == "pair":  # two independent one-rank runs at once, no communication at all
+        cmd[cmd.index("pair")] = "chainrule"
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=600) for p in procs]
+        if any(p.returncode for p in procs):
+            raise SystemExit(f"mpi_bench: independent pair failed:\n{outs[0][1][-2000:]}")
+        runs = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+        slow = max(runs, key=lambda d: d["step_ms"])
+        return {**slow, "samples_per_s": 2 * slow["samples_per_s"], "ranks": 2}
     r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
     if r.returncode != 0 and worker == "torch":  # gloo's teardown sometimes dies after the timing
         r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), **(env or {})}, timeout=600)
@@ -364,6 +460,8 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         ("chainrule 2x1", "chainrule", 2, ()),
         ("chainrule 2x1 MPI_Allreduce", "chainrule", 2, ()),
         ("chainrule 2x1 overlap", "chainrule", 2, ("--overlap",)),
+        # the ceiling: two 1x1 runs side by side, no communication, each with its own batch
+        ("2 independent 1x1 (no comm)", "pair", 1, ()),
     ]
     plain_mpi = {"CHAINRULE_ALLREDUCE": "mpi"}
     if not args.no_ddp:
@@ -384,6 +482,9 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
             results[f"{tag} + heavy yield"] = _median_round([_run(args, "chainrule", n, env=yielding)])
     sweep = _run(args, "allreduce", 2)["allreduce_s"]
     overlap_ab = _run(args, "overlap-ab", 2)
+    per_rank = args.batch if args.weak else args.batch // 2
+    block = max(20, 10240 // per_rank)
+    efficiency_ab = _run(args, "efficiency-ab", 2, "--block", str(block), "--batch-per-rank", str(per_rank))
     one, two = results["chainrule 1x1"], results["chainrule 2x1"]
     out: dict[str, Any] = {
         "model": args.cnn or "mlp 784-256-128-10",
@@ -393,10 +494,13 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
         "efficiency_2x1": two["samples_per_s"] / (2 * one["samples_per_s"]),
         "efficiency_2x1_overlap": results["chainrule 2x1 overlap"]["samples_per_s"]
         / (2 * one["samples_per_s"]),
+        "efficiency_ceiling_no_comm": results["2 independent 1x1 (no comm)"]["samples_per_s"]
+        / (2 * one["samples_per_s"]),
         "efficiency_2x1_mpi_allreduce": results["chainrule 2x1 MPI_Allreduce"]["samples_per_s"]
         / (2 * one["samples_per_s"]),
         "allreduce_sweep_s": sweep,
         "overlap_ab_step_ms": overlap_ab,
+        "efficiency_ab": efficiency_ab,
         "host_model": _model(
             sweep, one, args.batch, args.batch if args.weak else args.batch // 2, two["buffer_mb"]
         ),
@@ -429,12 +533,23 @@ def table(out: dict[str, Any]) -> str:
         f"overlap: {out['efficiency_2x1_overlap']:.3f}); "
         f"chainrule/DDP step = {out.get('chainrule_over_ddp_step', float('nan')):.3f}"
     )
+    lines.append(
+        f"ceiling with no communication at all (2 independent 1x1 runs at once, the cores' contention "
+        f"alone): {out['efficiency_ceiling_no_comm']:.3f}"
+    )
     m = out["host_model"]
     two = out["results"]["chainrule 2x1 MPI_Allreduce"]
     ab = out["overlap_ab_step_ms"]
     lines.append(
         f"overlap A/B, MLP, in one 2-rank job (alternating blocks of 20 steps): {ab['off']:.3f} ms/step without, "
         f"{ab['on']:.3f} ms/step with per-layer Iallreduce ({ab['on'] / ab['off']:.3f}x)"
+    )
+    e = out["efficiency_ab"]
+    lines.append(
+        f"1x1 / 2x1 / independent pair interleaved in one 2-rank job (blocks of {e['block_steps']} steps, "
+        f"{e['batch_per_rank']} rows per rank, median of {e['blocks_each']} blocks each): "
+        f"{e['step_ms']['1x1']:.3f} / {e['step_ms']['2x1']:.3f} / {e['step_ms']['pair']:.3f} ms per step; "
+        f"efficiency {e['efficiency_2x1']:.3f}, ceiling {e['ceiling_no_comm']:.3f}"
     )
     lines.append(
         f"MPI_Allreduce alone at the buffer size: {m['allreduce_ms_at_buffer']:.3f} ms = "
@@ -466,8 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-ddp", action="store_true")
     p.add_argument("--json", action="store_true")
     p.add_argument(
-        "--worker", choices=["chainrule", "torch", "allreduce", "overlap-ab"], help=argparse.SUPPRESS
+        "--worker",
+        choices=["chainrule", "torch", "allreduce", "overlap-ab", "efficiency-ab"],
+        help=argparse.SUPPRESS,
     )
+    p.add_argument("--block", type=int, default=20, help=argparse.SUPPRESS)
+    p.add_argument("--batch-per-rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--overlap", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--hooked", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -478,6 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch": worker_torch,
             "allreduce": worker_allreduce,
             "overlap-ab": worker_overlap_ab,
+            "efficiency-ab": worker_efficiency_ab,
         }[args.worker]
         result = fn(args)
         if int(os.environ.get("PMI_RANK", "0")) == 0:

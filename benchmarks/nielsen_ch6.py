@@ -1,8 +1,9 @@
 """Nielsen's chapter 6 convolutional nets on real MNIST, trained by chainrule (see docs/cnn.md).
 
 Prints one JSON line per epoch (train loss, test accuracy, wall time so far), so a run cut short
-still says what it reached. Momentum SGD with a step schedule: ``lr`` until ``--drop-at`` of the
-epochs, then ``lr/10``.
+still says what it reached. Momentum SGD with a step schedule (``lr`` until ``--drop-at`` of the
+epochs, then ``lr/10``) or, with ``--schedule cosine``, ``lr · (1 + cos(π (e-1)/E)) / 2`` for epoch
+``e`` of ``E``.
 
     python benchmarks/nielsen_ch6.py --net relu-l2 --epochs 20 --data-dir ../shared/data/mnist
     python benchmarks/nielsen_ch6.py --net dropout --augment shift --epochs 7 --data-dir ...
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--schedule", choices=["step", "cosine"], default="step")
     p.add_argument("--drop-at", type=float, default=0.7, help="fraction of epochs after which lr /= 10")
     p.add_argument("--nielsen-lambda", type=float, default=0.0, help="Nielsen's λ of λ/(2n) ΣW²")
     p.add_argument(
@@ -65,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"net": args.net, "spec": NETS[args.net], "n_train": len(x), "l2": l2, **vars(args)}))
     with limit_threads(args.threads):
         for epoch in range(1, args.epochs + 1):
-            opt.lr = args.lr if epoch <= round(args.drop_at * args.epochs) else args.lr / 10
+            if args.schedule == "cosine":
+                opt.lr = args.lr * (1 + math.cos(math.pi * (epoch - 1) / args.epochs)) / 2
+            else:
+                opt.lr = args.lr if epoch <= round(args.drop_at * args.epochs) else args.lr / 10
             h = fit(
                 net,
                 x,
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             ev = evaluate(net, data.x_test, data.y_test)
             line = {
                 "epoch": epoch,
-                "lr": opt.lr,
+                "lr": round(opt.lr, 7),
                 "train_loss": round(h.epochs[-1]["loss"], 5),
                 "epoch_seconds": round(h.epochs[-1]["seconds"], 1),
                 "test_accuracy": round(float(ev["accuracy"]), 5),
