@@ -4,6 +4,7 @@ One command, one table (``--json``: one JSON object as the last line)::
 
     flock /tmp/chainrule-bench.lock python benchmarks/mpi_bench.py [--steps 100] [--rounds 3]
         [--batch 128] [--ranks 2,4,8] [--cnn SPEC] [--no-ddp] [--json]
+    python benchmarks/mpi_bench.py --ab-sweep 64,128,256,512 [--rounds 5] [--json]
 
 What runs (every rank with one BLAS/OpenMP/torch thread; ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` removed from the environment):
@@ -484,7 +485,17 @@ def drive(args: argparse.Namespace) -> dict[str, Any]:
     overlap_ab = _run(args, "overlap-ab", 2)
     per_rank = args.batch if args.weak else args.batch // 2
     block = max(20, 10240 // per_rank)
-    efficiency_ab = _run(args, "efficiency-ab", 2, "--block", str(block), "--batch-per-rank", str(per_rank))
+    efficiency_ab = _run(
+        args,
+        "efficiency-ab",
+        2,
+        "--block",
+        str(block),
+        "--batch-per-rank",
+        str(per_rank),
+        "--rounds",
+        str(args.rounds),
+    )
     one, two = results["chainrule 1x1"], results["chainrule 2x1"]
     out: dict[str, Any] = {
         "model": args.cnn or "mlp 784-256-128-10",
@@ -569,6 +580,43 @@ def table(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ab_sweep(args: argparse.Namespace) -> int:
+    """The interleaved 1x1 / 2x1 / pair job at each per-rank batch of ``--ab-sweep``: how the
+    efficiency and its no-communication ceiling grow with the work per step."""
+    rows = []
+    for per_rank in args.ab_sweep:
+        block = max(20, 10240 // per_rank)
+        rows.append(
+            _run(
+                args,
+                "efficiency-ab",
+                2,
+                "--block",
+                str(block),
+                "--batch-per-rank",
+                str(per_rank),
+                "--rounds",
+                str(args.rounds),
+            )
+        )
+    model = args.cnn or "mlp 784-256-128-10"
+    lines = [
+        f"model {model}: 1x1, 2x1 and the independent pair interleaved in one 2-rank job, 1 thread per rank",
+        f"{'rows/rank':>9s} {'1x1 ms':>8s} {'2x1 ms':>8s} {'pair ms':>8s} {'efficiency':>10s} {'ceiling':>8s}"
+        f"  blocks",
+    ]
+    for r in rows:
+        ms = r["step_ms"]
+        lines.append(
+            f"{r['batch_per_rank']:9d} {ms['1x1']:8.3f} {ms['2x1']:8.3f} {ms['pair']:8.3f} "
+            f"{r['efficiency_2x1']:10.3f} {r['ceiling_no_comm']:8.3f}  {r['blocks_each']} x {r['block_steps']} steps"
+        )
+    print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps({"model": model, "ab_sweep": rows, "load": os.getloadavg(), "blas": _blas()}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=100)
@@ -580,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weak", action="store_true", help="--batch per rank (global batch N x --batch)")
     p.add_argument("--no-ddp", action="store_true")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--ab-sweep",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=None,
+        help="only the interleaved 1x1/2x1/pair job, at each of these rows per rank (e.g. 64,128,256,512)",
+    )
     p.add_argument(
         "--worker",
         choices=["chainrule", "torch", "allreduce", "overlap-ab", "efficiency-ab"],
@@ -603,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("PMI_RANK", "0")) == 0:
             print(json.dumps(result))
         return 0
+    if args.ab_sweep:
+        return ab_sweep(args)
     out = drive(args)
     print(table(out), file=sys.stderr if args.json else sys.stdout)
     if args.json:
