@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     l2 = args.nielsen_lambda / len(x) if args.l2 is None else args.l2
     net = build(NETS[args.net], (1, 28, 28), seed=args.seed)
     opt = get_optimizer("momentum", args.lr, momentum=args.momentum)
-    print(json.dumps({"net": args.net, "spec": NETS[args.net], "n_train": len(x), "l2": l2, **vars(args)}))
+    print(json.dumps({**vars(args), "net": args.net, "spec": NETS[args.net], "n_train": len(x), "l2": l2}))
     with limit_threads(args.threads):
         for epoch in range(1, args.epochs + 1):
             if args.schedule == "cosine":
